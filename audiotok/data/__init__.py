@@ -1,0 +1,1 @@
+"""Datasets: audio folders, manifests and standard corpus layouts; no model code."""

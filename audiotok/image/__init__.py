@@ -1,0 +1,1 @@
+"""Image VQ-VAEs trained through the shared quantizer core (planned; interface in ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""Neural-network blocks shared by two or more model families."""

@@ -1,0 +1,1 @@
+"""Training: YAML recipes to strict dataclasses, the trainer loop, checkpoints and DDP."""
