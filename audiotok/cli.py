@@ -7,9 +7,15 @@ a non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import typer
 
 from audiotok import __version__
+from audiotok.errors import UserError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="audiotok",
@@ -37,6 +43,29 @@ def _root(
     ),
 ) -> None:
     """Turn audio into discrete tokens and back."""
+
+
+def run_or_exit(fn: Callable[[], T]) -> T:
+    """Call ``fn``; turn a :class:`UserError` into ``error: <message>`` and exit code 1.
+
+    Every command wraps its one library call in this, so that bad input never shows a
+    traceback. Ctrl-C exits with 130.
+    """
+    try:
+        return fn()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+# ---- commands: encode / decode / info (tokenizer helper) ---------------------------------
+
+# ---- commands: eval (eval helper) ---------------------------------------------------------
+
+# ---- commands: train / export (training helper) -------------------------------------------
 
 
 def main() -> None:
