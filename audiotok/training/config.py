@@ -1,0 +1,413 @@
+"""Training recipes: a YAML file -> strict, frozen dataclasses (:class:`TrainConfig`).
+
+A recipe is plain YAML with one mapping per section (``model``, ``data``, ``optim``,
+``discriminator``, ``loss``, ``checkpoint``, ``log``, ``validation``) and a few top-level
+scalars (``seed``, ``run_dir``, ``device``, ``precision``). Every key is checked: a misspelt
+or unknown key at any level is a :class:`~audiotok.errors.UserError` with one line naming the
+key's dotted path and where it came from (``unknown key 'optim.lrr' in recipe.yaml``). Values
+are type-checked the same way. Command-line overrides (``--set optim.lr=3e-4``) are parsed
+with ``yaml.safe_load`` and obey the same rules.
+
+Free-form dicts (``model.config``, ``discriminator.msstft``, ``discriminator.mpd``) are passed
+on to the classes they configure, which check their own keys when the trainer builds them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audiotok.errors import UserError
+
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "OptimConfig",
+    "DiscriminatorConfig",
+    "LossConfig",
+    "CheckpointConfig",
+    "LogConfig",
+    "ValidationConfig",
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model to train: a family name of :data:`audiotok.hub.MODEL_FAMILIES` and the
+    dict given to that family's ``config_class.from_dict``."""
+
+    family: str = "soundstream"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training / validation audio.
+
+    ``train`` and ``dev`` are each a folder of audio files, a text file list or a JSONL
+    manifest. ``sample_rate`` and ``channels`` default to the model's. ``batch_size`` is per
+    process (the global batch under DDP is ``batch_size * world_size``).
+    """
+
+    train: str = ""
+    dev: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    segment_seconds: float = 1.0
+    batch_size: int = 8
+    num_workers: int = 0
+    preload: bool = False
+    loudness_db: float | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a linear warm-up then a cosine (or constant) schedule, per optimiser step."""
+
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_steps: int = 10000
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Adversarial training: which discriminators and when they start.
+
+    ``msstft`` / ``mpd`` are keyword arguments of ``MultiScaleSTFTDiscriminator`` /
+    ``MultiPeriodDiscriminator`` (``null`` leaves that one out). Before ``start_step`` the
+    discriminators are neither trained nor used in the generator loss. ``lr`` / ``betas``
+    default to the generator's.
+    """
+
+    enabled: bool = True
+    msstft: dict[str, Any] | None = field(default_factory=dict)
+    mpd: dict[str, Any] | None = None
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    start_step: int = 0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights; a zero weight skips computing that loss.
+
+    ``balancer`` turns on the EnCodec loss balancer (arXiv:2210.13438, section 3.4): the
+    gradients of the audio losses with respect to the reconstruction are rescaled so that
+    each loss contributes in proportion to its weight, whatever its scale.
+    """
+
+    mel: float = 1.0
+    stft: float = 1.0
+    time_l1: float = 0.0
+    adversarial: float = 1.0
+    feature_matching: float = 2.0
+    commitment: float = 1.0
+    balancer: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Write a training checkpoint every ``every`` steps (and at the end); keep the last N."""
+
+    every: int = 1000
+    keep_last: int = 3
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Metrics logging: JSONL always, TensorBoard when importable, a rich progress bar."""
+
+    every: int = 10
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Every ``every`` steps: metrics on ``num_batches`` dev batches, audio + spectrograms of
+    ``num_audio_samples`` clips (``every: 0`` disables validation)."""
+
+    every: int = 1000
+    num_batches: int = 4
+    num_audio_samples: int = 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole recipe. ``run_dir`` defaults to ``runs/<recipe name>``; ``device`` is
+    ``auto|cpu|cuda|cuda:N``; ``precision`` is ``auto|fp32|bf16`` (bf16 autocast on CUDA only;
+    ``auto`` picks bf16 where supported)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    seed: int = 0
+    run_dir: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (tuples become lists), for checkpoints and ``config.yaml``."""
+        return _to_plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Inverse of :meth:`to_dict`, with the same strict checks as a recipe file."""
+        return config_from_dict(d, source)
+
+
+_CHOICES = {
+    "optim.schedule": ("cosine", "constant"),
+    "precision": ("auto", "fp32", "bf16"),
+}
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    if origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the type ``hint``; return it (lists -> tuples) or raise."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        for arg in typing.get_args(hint):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except UserError:
+                continue
+    elif origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, list | tuple) and len(value) == len(args):
+            return tuple(_coerce(v, a, key, source) for v, a in zip(value, args, strict=True))
+    elif origin is dict:
+        if isinstance(value, dict):
+            return copy.deepcopy(value)
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise UserError(f"'{key}' in {source} must be {_type_name(hint)}, got {value!r}")
+
+
+def _build(cls: type, d: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise UserError(f"'{where}' in {source} must be a mapping, got {d!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in d:
+        if key not in fields:
+            raise UserError(
+                f"unknown key '{prefix}{key}' in {source} "
+                f"(expected one of: {', '.join(sorted(fields))})"
+            )
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{prefix}{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, hint, f"{prefix}{key}", source)
+            choices = _CHOICES.get(f"{prefix}{key}")
+            if choices and kwargs[key] not in choices:
+                raise UserError(
+                    f"'{prefix}{key}' in {source} must be one of {', '.join(choices)}, "
+                    f"got {value!r}"
+                )
+    return cls(**kwargs)
+
+
+def _check_values(cfg: TrainConfig, source: str) -> None:
+    positive = {
+        "data.batch_size": cfg.data.batch_size,
+        "data.segment_seconds": cfg.data.segment_seconds,
+        "optim.lr": cfg.optim.lr,
+        "optim.max_steps": cfg.optim.max_steps,
+        "checkpoint.every": cfg.checkpoint.every,
+        "checkpoint.keep_last": cfg.checkpoint.keep_last,
+        "log.every": cfg.log.every,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"'{key}' in {source} must be > 0, got {value}")
+    non_negative = {
+        "data.num_workers": cfg.data.num_workers,
+        "optim.warmup_steps": cfg.optim.warmup_steps,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "discriminator.start_step": cfg.discriminator.start_step,
+        "validation.every": cfg.validation.every,
+        "validation.num_batches": cfg.validation.num_batches,
+        "validation.num_audio_samples": cfg.validation.num_audio_samples,
+        **{f"loss.{f.name}": getattr(cfg.loss, f.name) for f in dataclasses.fields(LossConfig)},
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise UserError(f"'{key}' in {source} must be >= 0, got {value}")
+    if not 0.0 <= cfg.optim.min_lr_ratio <= 1.0:
+        raise UserError(f"'optim.min_lr_ratio' in {source} must be in [0, 1]")
+    if not cfg.model.family:
+        raise UserError(f"'model.family' in {source} is empty")
+
+
+def config_from_dict(d: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Build a :class:`TrainConfig` from nested plain dicts.
+
+    Args:
+        d: the parsed recipe.
+        source: where ``d`` came from, used in error messages (a file name, ``--set``).
+
+    Raises:
+        UserError: one line naming the first unknown key or badly typed value.
+    """
+    cfg = _build(TrainConfig, d, "", source)
+    _check_values(cfg, source)
+    return cfg
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"bad --set {item!r}: expected key.path=value, e.g. optim.lr=3e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"bad --set {item!r}: value is not valid YAML ({exc.problem})") from None
+    return key.split("."), value
+
+
+def _is_mapping_hint(hint: Any) -> bool:
+    if typing.get_origin(hint) is dict:
+        return True
+    return any(typing.get_origin(a) is dict for a in typing.get_args(hint))
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key.path=value`` overrides to a parsed recipe (a new dict is returned).
+
+    Keys inside sections are checked against the schema here, so a typo is reported as
+    ``unknown key 'optim.lrr' in --set optim.lrr=1``; keys below free-form dicts
+    (``model.config.channels``) are created as needed and checked when the model is built.
+    """
+    out = copy.deepcopy(d)
+    for item in overrides:
+        path, value = _parse_override(item)
+        cls: Any = TrainConfig
+        for i, part in enumerate(path):
+            names = {f.name for f in dataclasses.fields(cls)}
+            if part not in names:
+                raise UserError(f"unknown key '{'.'.join(path[: i + 1])}' in --set {item}")
+            hint = typing.get_type_hints(cls)[part]
+            if dataclasses.is_dataclass(hint):
+                cls = hint
+                continue
+            if i < len(path) - 1 and not _is_mapping_hint(hint):
+                raise UserError(f"'{'.'.join(path[: i + 1])}' is not a mapping in --set {item}")
+            break
+        else:
+            if dataclasses.is_dataclass(cls) and not isinstance(value, dict):
+                raise UserError(f"'{'.'.join(path)}' is a section; set its keys in --set {item}")
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return out
+
+
+def load_config(
+    path: str | Path,
+    overrides: list[str] | None = None,
+) -> TrainConfig:
+    """Read a recipe YAML, apply ``--set`` overrides and validate everything.
+
+    ``run_dir`` defaults to ``runs/<recipe file stem>``.
+
+    Args:
+        path: the recipe file.
+        overrides: ``["optim.lr=3e-4", "data.train=/data/train.jsonl", ...]``.
+
+    Raises:
+        UserError: missing/unreadable file, invalid YAML, unknown key or bad value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path.name} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path.name} must be a YAML mapping of sections")
+    config_from_dict(raw, path.name)  # report the file's own mistakes against the file
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    if raw.get("run_dir") is None:
+        raw = {**raw, "run_dir": str(Path("runs") / path.stem)}
+    return config_from_dict(raw, f"{path.name} (with --set)" if overrides else path.name)
