@@ -1,0 +1,308 @@
+"""The audio codec contract: :class:`CodecOutput`, :class:`AudioCodec` and strict configs.
+
+Every audio family (``SoundStream``, ``AudioVQVAE``) is an encoder ``(B, C, T) -> (B, D, T')``,
+a quantizer from :func:`audiotok.quantize.build_quantizer` working channel-last on
+``(B, T', D)``, and a decoder ``(B, D, T') -> (B, C, T' * hop_length)``. This base class owns
+everything around those three parts: input validation, padding to a whole number of frames,
+the codes layout ``(B, K, T')``, partial-codebook encoding for residual quantizers, bitrates
+and the encoder's receptive field.
+
+Padding: inputs are padded on the **right** with zeros to ``T' * hop_length`` samples. Frames
+are then aligned to sample 0, so for a causal encoder the codes of a prefix ``wav[..., :n *
+hop_length]`` are exactly the first ``n`` codes of the whole clip (left padding would shift
+the frame grid with ``T mod hop_length`` and break that).
+
+Anchors: audiocraft/moshi ``CompressionModel`` (models/compression.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from audiotok.quantize.base import Quantizer
+
+__all__ = ["CodecConfig", "CodecOutput", "AudioCodec"]
+
+_C = TypeVar("_C", bound="CodecConfig")
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Base of the frozen model configs: a strict, JSON-friendly ``to_dict`` / ``from_dict``.
+
+    Subclasses are ``@dataclass(frozen=True)`` with plain fields (ints, floats, strings,
+    tuples of those, and dicts such as a quantizer spec).
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as plain Python values (tuples become lists, dicts are deep copies)."""
+        return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls: type[_C], d: dict[str, Any]) -> _C:
+        """Build a config from ``to_dict`` output (e.g. parsed JSON); missing keys keep defaults.
+
+        Raises:
+            ValueError: on a key that is not a field (the message names it) or a non-dict.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} key(s): {', '.join(unknown)}; "
+                f"expected some of: {', '.join(sorted(names))}"
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _from_plain(v, hints.get(k)) for k, v in d.items()}
+        return cls(**kwargs)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return copy.copy(value)
+
+
+def _from_plain(value: Any, hint: Any) -> Any:
+    # JSON has no tuples: turn lists back into tuples where the field is annotated as one.
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if typing.get_origin(arg) is tuple and isinstance(value, list):
+                return tuple(value)
+    if isinstance(value, dict):
+        return copy.deepcopy(value)
+    return value
+
+
+@dataclass
+class CodecOutput:
+    """What every codec's ``forward`` returns.
+
+    Attributes:
+        audio: ``(B, C, T)`` float, the reconstruction, same length as the input.
+        codes: ``(B, K, T')`` long, ``T' = ceil(T / hop_length)``.
+        loss: scalar float, the quantizer's auxiliary loss (commitment/codebook terms).
+        metrics: detached logging values from the quantizer (``perplexity``, ``usage``, ...).
+    """
+
+    audio: Tensor
+    codes: Tensor
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class AudioCodec(nn.Module):
+    """Base class of the audio families: validation, padding, codes layout, bitrates.
+
+    Subclasses set ``family``, ``config_class``, and in ``__init__`` the attributes
+    ``config``, ``quantizer`` (a :class:`~audiotok.quantize.base.Quantizer` on ``latent_dim``
+    vectors), and implement :meth:`encode_latent`, :meth:`decode_latent` and the
+    ``hop_length`` / ``receptive_field`` properties.
+    """
+
+    family: ClassVar[str]
+    config_class: ClassVar[type]
+    config: Any
+    quantizer: Quantizer
+
+    # -- to implement -------------------------------------------------------------------
+    def encode_latent(self, wav: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Encoder: ``wav (B, C, T' * hop_length)`` -> ``latent (B, D, T')``."""
+        raise NotImplementedError
+
+    def decode_latent(self, quantized: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Decoder: ``quantized (B, D, T')`` -> ``wav (B, C, T' * hop_length)``."""
+        raise NotImplementedError
+
+    @property
+    def hop_length(self) -> int:  # pragma: no cover - abstract
+        """Samples per code frame (the product of the encoder's strides)."""
+        raise NotImplementedError
+
+    @property
+    def receptive_field(self) -> int:  # pragma: no cover - abstract
+        """Samples of context a chunked encoder needs on each side of a chunk."""
+        raise NotImplementedError
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """Audio sample rate in Hz."""
+        return int(self.config.sample_rate)
+
+    @property
+    def channels(self) -> int:
+        """Audio channels C."""
+        return int(self.config.channels)
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second, ``sample_rate / hop_length``."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        """K, the number of codebooks (code rows) at full bitrate."""
+        return int(self.quantizer.num_codebooks)
+
+    @property
+    def codebook_size(self) -> int:
+        """Entries per codebook; codes lie in ``[0, codebook_size)``."""
+        return int(self.quantizer.codebook_size)
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second with all ``num_codebooks`` codebooks."""
+        return self.bitrate_for(self.num_codebooks)
+
+    def bitrate_for(self, num_codebooks: int) -> float:
+        """Bits per second when using the first ``num_codebooks`` codebooks."""
+        self._check_num_codebooks(num_codebooks)
+        return self.frame_rate * num_codebooks * math.log2(self.codebook_size)
+
+    @property
+    def supports_partial_codebooks(self) -> bool:
+        """True when fewer than K codebooks may be used (residual quantizers)."""
+        return self.num_codebooks == 1 or self._quantizer_takes_k()
+
+    def num_frames(self, num_samples: int) -> int:
+        """``T' = ceil(T / hop_length)``, the code frames for ``num_samples`` samples."""
+        return -(-num_samples // self.hop_length)
+
+    # -- public API ---------------------------------------------------------------------
+    def forward(self, wav: Tensor, num_codebooks: int | None = None) -> CodecOutput:
+        """Encode, quantize and decode.
+
+        Args:
+            wav: ``(B, C, T)`` float audio.
+            num_codebooks: use only the first ``k`` codebooks (residual quantizers); ``None``
+                lets the quantizer decide (in training, quantizer dropout may pick fewer).
+
+        Returns:
+            :class:`CodecOutput` with ``audio (B, C, T)`` and ``codes (B, K, T')``.
+        """
+        self._check_wav(wav)
+        if num_codebooks is not None:
+            self._check_num_codebooks(num_codebooks)
+        length = wav.shape[-1]
+        latent = self.encode_latent(self._pad(wav))
+        z = rearrange(latent, "b d t -> b t d")
+        take_k = num_codebooks is not None and self._quantizer_takes_k()
+        q = self.quantizer(z, num_codebooks=num_codebooks) if take_k else self.quantizer(z)
+        audio = self.decode_latent(rearrange(q.quantized, "b t d -> b d t"))
+        return CodecOutput(audio[..., :length], self._codes_out(q.codes), q.loss, q.metrics)
+
+    @torch.no_grad()
+    def encode(self, wav: Tensor, num_codebooks: int | None = None) -> Tensor:
+        """Audio to codes.
+
+        Args:
+            wav: ``(B, C, T)`` finite float audio with ``C == channels``.
+            num_codebooks: keep the first ``k`` codebooks (default: all ``K``).
+
+        Returns:
+            ``(B, k, T')`` long codes, ``T' = ceil(T / hop_length)``.
+
+        Raises:
+            ValueError: on a bad shape, dtype, non-finite values or ``k``.
+        """
+        self._check_wav(wav)
+        k = self.num_codebooks if num_codebooks is None else num_codebooks
+        self._check_num_codebooks(k)
+        z = rearrange(self.encode_latent(self._pad(wav)), "b d t -> b t d")
+        if self._quantizer_takes_k():
+            codes = self.quantizer.encode(z, num_codebooks=k)
+        else:
+            codes = self.quantizer.encode(z)
+        return self._codes_out(codes)[:, :k]
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes to audio.
+
+        Args:
+            codes: ``(B, k, T')`` integer codes, ``1 <= k <= num_codebooks`` (the first k
+                codebooks), values in ``[0, codebook_size)``.
+
+        Returns:
+            ``(B, C, T' * hop_length)`` float audio.
+
+        Raises:
+            ValueError: on a bad shape, dtype, ``k`` or out-of-range code.
+        """
+        self._check_codes(codes)
+        codes = codes.long()
+        if self.quantizer.codes_have_codebook_dim:
+            quantized = self.quantizer.decode(rearrange(codes, "b k t -> b t k"))
+        else:
+            quantized = self.quantizer.decode(codes[:, 0])
+        return self.decode_latent(rearrange(quantized, "b t d -> b d t"))
+
+    # -- helpers ------------------------------------------------------------------------
+    def _quantizer_takes_k(self) -> bool:
+        return "num_codebooks" in inspect.signature(self.quantizer.encode).parameters
+
+    def _pad(self, wav: Tensor) -> Tensor:
+        extra = self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]
+        return nn.functional.pad(wav, (0, extra)) if extra else wav
+
+    def _codes_out(self, codes: Tensor) -> Tensor:
+        if self.quantizer.codes_have_codebook_dim:
+            return rearrange(codes, "b t k -> b k t").long()  # (B, K, T')
+        return codes.long().unsqueeze(1)  # (B, 1, T')
+
+    def _check_num_codebooks(self, k: int) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.num_codebooks:
+            raise ValueError(
+                f"num_codebooks must be an int in [1, {self.num_codebooks}], got {k!r}"
+            )
+        if k != self.num_codebooks and not self.supports_partial_codebooks:
+            raise ValueError(
+                f"this {type(self.quantizer).__name__} needs all {self.num_codebooks} codebooks, "
+                f"got num_codebooks={k}"
+            )
+
+    def _check_wav(self, wav: Tensor) -> None:
+        if not isinstance(wav, Tensor):
+            raise ValueError(f"expected wav as a torch.Tensor (B, C, T), got {type(wav).__name__}")
+        if not wav.is_floating_point():
+            raise ValueError(f"expected float audio, got dtype {wav.dtype}")
+        if wav.dim() != 3 or wav.shape[1] != self.channels or wav.shape[-1] < 1:
+            raise ValueError(
+                f"expected wav of shape (B, {self.channels}, T) with T >= 1, got {tuple(wav.shape)}"
+            )
+        if not torch.isfinite(wav).all():
+            raise ValueError("audio contains NaN or inf values")
+
+    def _check_codes(self, codes: Tensor) -> None:
+        if not isinstance(codes, Tensor):
+            raise ValueError(f"expected codes as a torch.Tensor, got {type(codes).__name__}")
+        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
+            raise ValueError(f"expected integer codes, got dtype {codes.dtype}")
+        if codes.dim() != 3 or codes.shape[-1] < 1:
+            raise ValueError(
+                f"expected codes of shape (B, k, T') with T' >= 1, got {tuple(codes.shape)}"
+            )
+        self._check_num_codebooks(int(codes.shape[1]))
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(
+                f"codes out of range: expected 0 <= code < {self.codebook_size}, "
+                f"got min {int(codes.min())} and max {int(codes.max())}"
+            )

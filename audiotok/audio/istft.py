@@ -1,0 +1,178 @@
+"""A fast frame-rate decoder: ConvNeXt blocks and an inverse STFT head (Vocos, arXiv:2306.00814).
+
+Instead of upsampling with transposed convs (most of a SEANet decoder's compute runs at the
+sample rate), every layer runs at the code frame rate: an input conv, ConvNeXt blocks
+(depthwise conv, LayerNorm, pointwise MLP, layer scale; arXiv:2201.03545), and a linear head
+that predicts, per frame, the log-magnitude and the phase of an STFT whose hop equals the
+codec's ``hop_length``. The waveform is the inverse STFT of those frames. WavTokenizer
+(arXiv:2408.16532) uses the same decoder on quantized latents.
+
+The inverse STFT uses "same" padding: frame ``t`` is centred on the middle of its own
+``hop_length`` samples, and ``(n_fft - hop_length) / 2`` samples are trimmed from each end of
+the overlap-add, so ``T'`` frames give exactly ``T' * hop_length`` samples.
+``torch.istft(center=False)`` cannot be used for this because its window-envelope (NOLA)
+check fails at the edges where the Hann window is zero; the overlap-add is written out with
+``F.fold`` instead.
+
+This decoder is **not causal**: the depthwise convs and the overlap-add look one or more
+frames ahead. A codec with ``causal=True`` and this decoder has causal *codes* (the encoder
+is causal) but a non-causal reconstruction.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+__all__ = ["ConvNeXtBlock", "ISTFTHead", "ISTFTDecoder"]
+
+
+class ConvNeXtBlock(nn.Module):
+    """``x + gamma * MLP(LayerNorm(depthwise_conv(x)))`` on ``(B, D, T)`` (arXiv:2201.03545).
+
+    Args:
+        dim: channels D.
+        intermediate: hidden width of the pointwise MLP.
+        kernel_size: depthwise conv kernel (odd).
+        layer_scale: initial value of the per-channel residual scale ``gamma``.
+    """
+
+    def __init__(
+        self, dim: int, intermediate: int, *, kernel_size: int = 7, layer_scale: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(intermediate, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: (B, D, T)`` -> same shape."""
+        y = self.dwconv(x).transpose(1, 2)  # (B, T, D)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).transpose(1, 2)
+
+
+class ISTFTHead(nn.Module):
+    """Frames ``(B, T', H)`` to audio ``(B, C, T' * hop_length)`` via a "same"-padded ISTFT.
+
+    Args:
+        hidden: input features per frame.
+        channels: audio channels C (one spectrum predicted per channel).
+        hop_length: STFT hop, the codec's samples per frame.
+        n_fft: FFT size (and Hann window length), ``>= hop_length``.
+        max_magnitude: clamp on the predicted linear magnitude (keeps ``exp`` finite).
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        *,
+        channels: int = 1,
+        hop_length: int = 320,
+        n_fft: int = 1280,
+        max_magnitude: float = 100.0,
+    ) -> None:
+        super().__init__()
+        if n_fft < hop_length:
+            raise ValueError(f"n_fft ({n_fft}) must be >= hop_length ({hop_length})")
+        self.channels, self.hop_length, self.n_fft = channels, hop_length, n_fft
+        self.max_magnitude = max_magnitude
+        self.bins = n_fft // 2 + 1
+        self.proj = nn.Linear(hidden, channels * self.bins * 2)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: (B, T', H)`` -> ``(B, C, T' * hop_length)``."""
+        batch, frames, _ = x.shape
+        y = self.proj(x).float().reshape(batch, frames, self.channels, 2, self.bins)
+        magnitude = torch.exp(y[..., 0, :]).clamp(max=self.max_magnitude)
+        phase = y[..., 1, :]
+        spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+        spec = spec.permute(0, 2, 3, 1).reshape(batch * self.channels, self.bins, frames)
+        wav = self.istft(spec)
+        return wav.reshape(batch, self.channels, -1)
+
+    def istft(self, spec: Tensor) -> Tensor:
+        """Inverse STFT with "same" padding.
+
+        Args:
+            spec: ``(N, n_fft // 2 + 1, T')`` complex.
+
+        Returns:
+            ``(N, T' * hop_length)`` float.
+        """
+        frames = spec.shape[-1]
+        n_fft, hop = self.n_fft, self.hop_length
+        chunks = torch.fft.irfft(spec, n=n_fft, dim=1, norm="backward")  # (N, n_fft, T')
+        chunks = chunks * self.window[None, :, None]
+        size = (frames - 1) * hop + n_fft
+        out = F.fold(chunks, output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop))
+        envelope = F.fold(
+            self.window.square()[None, :, None].expand(1, n_fft, frames),
+            output_size=(1, size),
+            kernel_size=(1, n_fft),
+            stride=(1, hop),
+        )
+        left = (n_fft - hop) // 2
+        end = left + frames * hop
+        out = out[:, 0, 0, left:end]
+        envelope = envelope[0, 0, 0, left:end]
+        return out / envelope.clamp(min=1e-11)
+
+
+class ISTFTDecoder(nn.Module):
+    """Latent ``(B, D, T')`` to waveform ``(B, C, T' * hop_length)`` at the frame rate.
+
+    Args:
+        dim: latent dimension D.
+        channels: audio channels C.
+        hop_length: samples per frame (the encoder's hop).
+        n_fft: STFT size; default ``4 * hop_length``.
+        hidden: width of the ConvNeXt blocks.
+        intermediate: MLP width inside each block (default ``3 * hidden``).
+        num_layers: ConvNeXt blocks.
+        kernel_size: depthwise conv kernel (odd) of the input conv and the blocks.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int = 128,
+        channels: int = 1,
+        hop_length: int = 320,
+        n_fft: int | None = None,
+        hidden: int = 256,
+        intermediate: int | None = None,
+        num_layers: int = 8,
+        kernel_size: int = 7,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.hop_length = hop_length
+        self.embed = nn.Conv1d(dim, hidden, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(hidden, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(
+                hidden,
+                intermediate or 3 * hidden,
+                kernel_size=kernel_size,
+                layer_scale=1.0 / max(1, num_layers),
+            )
+            for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(hidden, eps=1e-6)
+        self.head = ISTFTHead(
+            hidden, channels=channels, hop_length=hop_length, n_fft=n_fft or 4 * hop_length
+        )
+
+    def forward(self, latent: Tensor) -> Tensor:
+        """``latent: (B, D, T')`` -> ``(B, C, T' * hop_length)``."""
+        x = self.norm(self.embed(latent).transpose(1, 2)).transpose(1, 2)  # (B, H, T')
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.final_norm(x.transpose(1, 2)))
