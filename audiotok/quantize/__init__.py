@@ -5,5 +5,19 @@ or images, so that audio codecs, image VQ-VAEs and token priors all share it.
 """
 
 from audiotok.quantize.base import IdentityQuantizer, Quantizer, QuantizerOutput
+from audiotok.quantize.build import build_quantizer
+from audiotok.quantize.ema import DeadCodeRestart, EMAVectorQuantizer, KMeansInit
+from audiotok.quantize.residual import ResidualQuantizer
+from audiotok.quantize.vq import VectorQuantizer
 
-__all__ = ["IdentityQuantizer", "Quantizer", "QuantizerOutput"]
+__all__ = [
+    "DeadCodeRestart",
+    "EMAVectorQuantizer",
+    "IdentityQuantizer",
+    "KMeansInit",
+    "Quantizer",
+    "QuantizerOutput",
+    "ResidualQuantizer",
+    "VectorQuantizer",
+    "build_quantizer",
+]

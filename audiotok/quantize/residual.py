@@ -1,0 +1,197 @@
+"""Residual vector quantization over any stage quantizer (SoundStream, arXiv:2107.03312).
+
+Stage ``i`` quantizes what the stages before it left over, ``r_i = z - sum_{j<i} q_j``, and
+the output is the sum of the stage outputs. Following moshi (and the fix for EnCodec issue
+#25), each stage output is detached before it is subtracted and summed, and the
+straight-through estimator is applied once, on the sum: the gradient of ``quantized`` with
+respect to ``z`` is the identity, not ``K`` times it. Every stage still receives a gradient
+through its own codebook/commitment losses. Stages whose output depends on trainable weights
+(a factorised :class:`~audiotok.quantize.vq.VectorQuantizer` with its ``project_out``) also
+get the reconstruction gradient through ``decode(codes)``, as in DAC (arXiv:2306.06546).
+
+*Quantizer dropout* (SoundStream section 3.3): in training, with probability ``dropout`` a
+sample uses only the first ``n ~ U{1..K}`` stages, so one model serves every bitrate. Only the
+active samples are fed to a stage, so EMA statistics are not polluted by dropped samples;
+every stage is still called on every step (with an empty batch if needed) so that
+distributed collectives inside the stages stay in lockstep across ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from audiotok.quantize import functional as QF
+from audiotok.quantize.base import Quantizer, QuantizerOutput
+
+__all__ = ["ResidualQuantizer"]
+
+
+class ResidualQuantizer(Quantizer):
+    """Residual quantizer: K stages, each quantizing the residual of the previous ones.
+
+    Args:
+        stages: the K stage quantizers; all must share ``dim`` and ``codebook_size`` and use
+            a single codebook each.
+        dropout: probability that a training sample uses a random number of stages
+            ``n in [1, K]`` instead of all of them (quantizer dropout); 0 disables it.
+
+    Shapes:
+        ``forward(z: (B, ..., D), num_codebooks=k) -> quantized (B, ..., D), codes (B, ..., k)``.
+        In training with dropout, the codes of the stages a sample skipped are ``-1``.
+    """
+
+    def __init__(self, stages: Sequence[Quantizer], *, dropout: float = 0.0) -> None:
+        super().__init__()
+        if len(stages) == 0:
+            raise ValueError("a residual quantizer needs at least one stage")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        dims = {s.dim for s in stages}
+        sizes = {s.codebook_size for s in stages}
+        if len(dims) != 1 or len(sizes) != 1:
+            raise ValueError(
+                f"all stages must share dim and codebook_size, got dims {sorted(dims)} "
+                f"and codebook sizes {sorted(sizes)}"
+            )
+        if any(s.codes_have_codebook_dim for s in stages):
+            raise ValueError("residual stages must be single-codebook quantizers")
+        self.stages = nn.ModuleList(stages)
+        self.dim = dims.pop()
+        self.codebook_size = sizes.pop()
+        self.num_codebooks = len(stages)
+        self.dropout = dropout
+
+    @classmethod
+    def from_factory(
+        cls, stage: Callable[[], Quantizer], num_codebooks: int, *, dropout: float = 0.0
+    ) -> ResidualQuantizer:
+        """K identically configured (independently initialised) stages from ``stage()``."""
+        if num_codebooks < 1:
+            raise ValueError(f"num_codebooks must be >= 1, got {num_codebooks}")
+        return cls([stage() for _ in range(num_codebooks)], dropout=dropout)
+
+    @property
+    def codes_have_codebook_dim(self) -> bool:
+        return True
+
+    def extra_repr(self) -> str:
+        return f"num_codebooks={self.num_codebooks}, dropout={self.dropout}"
+
+    def _check_num_codebooks(self, num_codebooks: int | None) -> int:
+        if num_codebooks is None:
+            return self.num_codebooks
+        if not isinstance(num_codebooks, int) or not 1 <= num_codebooks <= self.num_codebooks:
+            raise ValueError(
+                f"num_codebooks must be an int in [1, {self.num_codebooks}], got {num_codebooks}"
+            )
+        return num_codebooks
+
+    # -- public API (adds num_codebooks to the base contract) ------------------------------
+    def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
+        """Quantize ``z: (B, ..., D)`` with the first ``num_codebooks`` stages (all if None)."""
+        self.check_input(z)
+        k = self._check_num_codebooks(num_codebooks)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            out = self._forward(z.float(), k)
+        out.quantized = out.quantized.to(z.dtype)
+        return out
+
+    @torch.no_grad()
+    def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
+        """Vectors ``(B, ..., D)`` to codes ``(B, ..., k)`` long, ``k = num_codebooks or K``."""
+        self.check_input(z)
+        k = self._check_num_codebooks(num_codebooks)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return self._encode(z.float(), k)
+
+    # -- implementation --------------------------------------------------------------------
+    def _stage_counts(self, batch: int, k: int, device: torch.device) -> Tensor | None:
+        """Number of stages each sample uses, ``(B,)`` long, or None when all use ``k``."""
+        if not self.training or self.dropout <= 0.0 or k == 1:
+            return None
+        n = torch.full((batch,), k, dtype=torch.long, device=device)
+        dropped = torch.rand(batch, device=device) < self.dropout
+        n[dropped] = torch.randint(1, k + 1, (int(dropped.sum()),), device=device)
+        return n
+
+    def _forward(self, z: Tensor, k: int | None = None) -> QuantizerOutput:
+        k = self.num_codebooks if k is None else k
+        n_used = self._stage_counts(z.shape[0], k, z.device)
+        residual = z
+        total = torch.zeros_like(z)
+        param_path: Tensor | None = None
+        loss = z.new_zeros(())
+        codes, counts = [], []
+        for i, stage in enumerate(self.stages[:k]):
+            active = None if n_used is None else (n_used > i).nonzero().squeeze(1)
+            if active is None or active.numel() == z.shape[0]:
+                out = stage._forward(residual)
+                q, c = out.quantized.detach(), out.codes
+                decoded = stage._decode(c) if _has_output_parameters(stage) else None
+            else:
+                # only the samples that use this stage: keeps the stage's statistics honest
+                out = stage._forward(residual.index_select(0, active))
+                q = torch.zeros_like(z).index_copy_(0, active, out.quantized.detach())
+                c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device)
+                c = c.index_copy_(0, active, out.codes)
+                decoded = None
+                if _has_output_parameters(stage) and active.numel():
+                    decoded = torch.zeros_like(z).index_copy_(0, active, stage._decode(out.codes))
+            if decoded is not None:
+                param_path = decoded if param_path is None else param_path + decoded
+            if out.codes.numel():
+                loss = loss + out.loss
+            residual = residual - q
+            total = total + q
+            codes.append(c)
+            counts.append(out.metrics["counts"] if "counts" in out.metrics else None)
+        # straight-through once, on the sum: exactly `total` in value, identity gradient to z
+        quantized = total + (z - z.detach()) if z.requires_grad else total
+        if param_path is not None:
+            quantized = quantized + (param_path - param_path.detach())
+        codes_t = torch.stack(codes, dim=-1)  # (B, ..., k)
+        return QuantizerOutput(quantized, codes_t, loss, self._metrics(codes, counts, n_used))
+
+    def _metrics(
+        self, codes: list[Tensor], counts: list[Tensor | None], n_used: Tensor | None
+    ) -> dict[str, Tensor]:
+        rows = [
+            cnt if cnt is not None else QF.code_counts(c[c >= 0], self.codebook_size)
+            for c, cnt in zip(codes, counts, strict=True)
+        ]
+        per_codebook = QF.counts_metrics(torch.stack(rows))  # counts (k, codebook_size)
+        return {
+            "perplexity": per_codebook["perplexity"].mean(),
+            "usage": per_codebook["usage"].mean(),
+            "counts": per_codebook["counts"],
+            "perplexity_per_codebook": per_codebook["perplexity"],
+            "usage_per_codebook": per_codebook["usage"],
+            "num_stages": (
+                n_used.float().mean()
+                if n_used is not None
+                else torch.tensor(float(len(codes)), device=rows[0].device)
+            ),
+        }
+
+    def _encode(self, z: Tensor, k: int | None = None) -> Tensor:
+        k = self.num_codebooks if k is None else k
+        residual = z
+        codes = []
+        for stage in self.stages[:k]:
+            c = stage._encode(residual)
+            residual = residual - stage._decode(c)
+            codes.append(c)
+        return torch.stack(codes, dim=-1)
+
+    def _decode(self, codes: Tensor) -> Tensor:
+        quantized = self.stages[0]._decode(codes[..., 0])
+        for i in range(1, codes.shape[-1]):
+            quantized = quantized + self.stages[i]._decode(codes[..., i])
+        return quantized
+
+
+def _has_output_parameters(stage: Quantizer) -> bool:
+    return bool(getattr(stage, "has_output_parameters", False))

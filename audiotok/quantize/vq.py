@@ -1,0 +1,128 @@
+"""Vector quantization with a gradient-learned codebook (VQ-VAE, arXiv:1711.00937).
+
+``VectorQuantizer`` maps each vector to its nearest codebook entry and learns the codebook
+with the codebook loss ``||sg(z) - q||^2`` plus the commitment loss ``beta ||z - sg(q)||^2``;
+the straight-through estimator copies the gradient of ``quantized`` onto ``z``.
+
+Two options from Improved VQGAN (arXiv:2110.04627, section 3.2), also used by DAC
+(arXiv:2306.06546): *factorised codes* (``codebook_dim < dim``: the lookup happens after a
+linear projection to a low dimension and the result is projected back) and *l2-normalised
+codes* (``normalize=True``: both the projected input and the codebook are l2-normalised, so
+the lookup is by cosine similarity). With a projection, the straight-through estimator
+acts in the low-dimensional space, so the gradient of ``quantized`` with respect to ``z`` is
+``W_out W_in`` rather than the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiotok.quantize import functional as QF
+from audiotok.quantize.base import Quantizer, QuantizerOutput
+
+__all__ = ["VectorQuantizer"]
+
+
+class VectorQuantizer(Quantizer):
+    """Nearest-neighbour vector quantizer with a codebook learned by gradient descent.
+
+    Args:
+        dim: D, the input and output dimension.
+        codebook_size: number of codes K.
+        codebook_dim: dimension of the codes; when set and different from ``dim`` the input
+            is projected down (and the codes back up) by linear layers.
+        normalize: l2-normalise the (projected) input and the codebook before the lookup
+            (cosine similarity search; ``quantized`` are unit vectors before projection).
+        beta: weight of the commitment loss.
+
+    Shapes:
+        ``forward(z: (B, ..., D)) -> QuantizerOutput(quantized (B, ..., D), codes (B, ...))``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        codebook_dim: int | None = None,
+        normalize: bool = False,
+        beta: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if dim < 1 or codebook_size < 1:
+            raise ValueError(f"dim and codebook_size must be >= 1, got {dim}, {codebook_size}")
+        self.dim = dim
+        self.codebook_size = codebook_size
+        self.codebook_dim = dim if codebook_dim is None else codebook_dim
+        self.normalize = normalize
+        self.beta = beta
+        projected = self.codebook_dim != dim
+        self.project_in: nn.Module = (
+            nn.Linear(dim, self.codebook_dim) if projected else nn.Identity()
+        )
+        self.project_out: nn.Module = (
+            nn.Linear(self.codebook_dim, dim) if projected else nn.Identity()
+        )
+        self.codebook = nn.Parameter(
+            torch.empty(codebook_size, self.codebook_dim).uniform_(
+                -1.0 / codebook_size, 1.0 / codebook_size
+            )
+        )
+
+    @property
+    def projected(self) -> bool:
+        """True when codes live in a lower-dimensional space than the input."""
+        return self.codebook_dim != self.dim
+
+    @property
+    def has_output_parameters(self) -> bool:
+        """True when ``quantized`` depends on trainable weights beyond the codebook.
+
+        A residual quantizer uses this to keep a gradient path into ``project_out``.
+        """
+        return self.projected
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, codebook_size={self.codebook_size}, "
+            f"codebook_dim={self.codebook_dim}, normalize={self.normalize}, beta={self.beta}"
+        )
+
+    # -- helpers -----------------------------------------------------------------------
+    def _codebook(self) -> Tensor:
+        """The codebook as used for lookup: ``(K, codebook_dim)``, normalised if asked."""
+        return F.normalize(self.codebook, dim=-1) if self.normalize else self.codebook
+
+    def _latent(self, z: Tensor) -> Tensor:
+        """``(N, D) -> (N, codebook_dim)``: projection and normalisation before the lookup."""
+        z = self.project_in(z)
+        return F.normalize(z, dim=-1) if self.normalize else z
+
+    # -- contract ------------------------------------------------------------------------
+    def _forward(self, z: Tensor) -> QuantizerOutput:
+        flat = z.reshape(-1, self.dim)
+        latent = self._latent(flat)
+        codebook = self._codebook()
+        codes = QF.nearest_code(latent.detach(), codebook.detach())
+        code_vectors = F.embedding(codes, codebook)
+        if flat.shape[0]:
+            loss = F.mse_loss(code_vectors, latent.detach()) + self.beta * F.mse_loss(
+                latent, code_vectors.detach()
+            )
+        else:
+            loss = z.new_zeros(())
+        # straight-through: the value is exactly code_vectors (x - x == 0 in floating point),
+        # the gradient with respect to latent is the identity
+        quantized = code_vectors + (latent - latent.detach())
+        codes = codes.reshape(z.shape[:-1])
+        quantized = self.project_out(quantized.reshape(*codes.shape, self.codebook_dim))
+        return QuantizerOutput(quantized, codes, loss, QF.usage_metrics(codes, self.codebook_size))
+
+    def _encode(self, z: Tensor) -> Tensor:
+        latent = self._latent(z.reshape(-1, self.dim))
+        return QF.nearest_code(latent, self._codebook()).reshape(z.shape[:-1])
+
+    def _decode(self, codes: Tensor) -> Tensor:
+        return self.project_out(F.embedding(codes, self._codebook()))
