@@ -108,7 +108,7 @@ class ResidualQuantizer(Quantizer):
             return self._encode(z.float(), k)
 
     # -- implementation --------------------------------------------------------------------
-    def _stage_counts(self, batch: int, k: int, device: torch.device) -> Tensor | None:
+    def stage_counts(self, batch: int, k: int, device: torch.device) -> Tensor | None:
         """Number of stages each sample uses, ``(B,)`` long, or None when all use ``k``."""
         if not self.training or self.dropout <= 0.0 or k == 1:
             return None
@@ -117,9 +117,13 @@ class ResidualQuantizer(Quantizer):
         n[dropped] = torch.randint(1, k + 1, (int(dropped.sum()),), device=device)
         return n
 
-    def _forward(self, z: Tensor, k: int | None = None) -> QuantizerOutput:
+    def _forward(
+        self, z: Tensor, k: int | None = None, n_used: Tensor | None = None
+    ) -> QuantizerOutput:
+        """``z: (B, ..., D)`` fp32; ``n_used: (B,)`` stages per sample, drawn here if None."""
         k = self.num_codebooks if k is None else k
-        n_used = self._stage_counts(z.shape[0], k, z.device)
+        if n_used is None:
+            n_used = self.stage_counts(z.shape[0], k, z.device)
         residual = z
         total = torch.zeros_like(z)
         param_path: Tensor | None = None
