@@ -29,13 +29,14 @@ __all__ = [
     "ResidualUnit",
     "LSTMBlock",
     "conv_context",
+    "pad1d",
     "ACTIVATIONS",
 ]
 
 ACTIVATIONS = ("elu", "snake", "relu", "gelu", "leaky_relu")
 
 
-def _pad1d(x: Tensor, left: int, right: int, mode: str) -> Tensor:
+def pad1d(x: Tensor, left: int, right: int, mode: str) -> Tensor:
     """Pad the last axis; reflect padding on inputs too short for it pads zeros first."""
     if mode != "reflect" or max(left, right) < x.shape[-1]:
         return F.pad(x, (left, right), mode=mode)
@@ -98,7 +99,7 @@ class PaddedConv1d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: (B, C_in, L)`` -> ``(B, C_out, L // stride)``."""
-        return self.conv(_pad1d(x, self.pad_left, self.pad_right, self.pad_mode))
+        return self.conv(pad1d(x, self.pad_left, self.pad_right, self.pad_mode))
 
 
 class PaddedConvTranspose1d(nn.Module):
