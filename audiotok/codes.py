@@ -1,0 +1,299 @@
+"""Token files: integer codes ``(K, T')`` on disk, plain ``.npy`` or self-describing ``.npz``.
+
+``.npy`` (default): a standard NumPy array file holding the codes ``(K, T')`` in the smallest
+unsigned dtype that holds ``codebook_size`` (uint8, uint16 or uint32), so that
+``np.load(path, allow_pickle=False)`` (also with ``mmap_mode="r"``) gives the codes. After the
+array data comes a small metadata trailer, which ``np.load`` ignores since it reads exactly
+the bytes the header announces::
+
+    <npy header><K*T' codes><JSON metadata, UTF-8><uint64 LE: JSON length><b"ATOKMETA">
+
+``.npz``: an uncompressed NumPy zip with ``codes`` (as above) and ``meta``, a 0-d unicode
+array holding the same JSON; both load with ``allow_pickle=False``.
+
+The metadata (:class:`CodesMeta`) names the model that made the codes (``model_id``,
+``family``), its rates, and the original audio's length and rate, so that ``audiotok decode``
+can restore the exact length and refuse codes from another model.
+
+Writes are atomic (a temporary file in the destination folder, then ``os.replace``) and never
+replace an existing file unless ``force``. Every problem raises
+:class:`audiotok.errors.UserError` as ``"<file>: <problem>"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import struct
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from audiotok.errors import UserError
+
+__all__ = ["CodesMeta", "FORMAT", "MAGIC", "codes_dtype", "write_codes", "read_codes"]
+
+FORMAT = "audiotok-codes/1"
+MAGIC = b"ATOKMETA"
+_TAIL = struct.Struct("<Q")
+_MAX_META = 1 << 20
+
+
+@dataclass(frozen=True)
+class CodesMeta:
+    """What a token file says about its codes.
+
+    Attributes:
+        model_id: id of the model that made the codes (see :func:`audiotok.hub.model_id_for`).
+        family: model family, e.g. ``"soundstream"``.
+        audiotok_version: version that wrote the file.
+        sample_rate: the model's sample rate (Hz).
+        frame_rate: code frames per second.
+        hop_length: samples per code frame at ``sample_rate``.
+        channels: the model's audio channels.
+        num_codebooks: code rows K in this file (may be fewer than the model has).
+        codebook_size: codes lie in ``[0, codebook_size)``.
+        length: samples at ``sample_rate`` that the codes stand for (decode trims to this).
+        original_sample_rate: the source file's rate.
+        original_length: the source file's length in samples at its own rate.
+        original_channels: the source file's channels.
+        format: ``FORMAT``.
+    """
+
+    model_id: str
+    family: str
+    audiotok_version: str
+    sample_rate: int
+    frame_rate: float
+    hop_length: int
+    channels: int
+    num_codebooks: int
+    codebook_size: int
+    length: int
+    original_sample_rate: int
+    original_length: int
+    original_channels: int
+    format: str = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CodesMeta:
+        """Parse metadata, ignoring unknown keys (files from newer versions stay readable).
+
+        Raises:
+            ValueError: a field is missing or has the wrong type.
+        """
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                if f.default is dataclasses.MISSING:
+                    raise ValueError(f"metadata lacks {f.name!r}")
+                continue
+            want = {"str": str, "int": int, "float": (int, float)}[str(f.type)]
+            value = d[f.name]
+            if isinstance(value, bool) or not isinstance(value, want):
+                raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
+            kwargs[f.name] = float(value) if f.type == "float" else value
+        return cls(**kwargs)
+
+
+class _ModelLike(Protocol):
+    model_id: str
+    num_codebooks: int
+    codebook_size: int
+
+
+def codes_dtype(codebook_size: int) -> np.dtype:
+    """Smallest unsigned dtype holding ``0 .. codebook_size - 1``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if codebook_size - 1 <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    return np.dtype(np.uint64)
+
+
+def _check_codes(codes: np.ndarray, name: str, codebook_size: int | None) -> None:
+    if codes.dtype.kind not in "ui":
+        raise UserError(f"{name}: expected integer codes, got dtype {codes.dtype}")
+    if codes.ndim != 2:
+        raise UserError(f"{name}: expected codes of shape (K, T'), got shape {codes.shape}")
+    if codes.shape[0] < 1 or codes.shape[1] < 1:
+        raise UserError(f"{name}: codes are empty, shape {codes.shape}")
+    low, high = int(codes.min()), int(codes.max())
+    if low < 0:
+        raise UserError(f"{name}: negative code {low}; codes must be >= 0")
+    if codebook_size is not None and high >= codebook_size:
+        raise UserError(f"{name}: code {high} out of range for codebook_size {codebook_size}")
+
+
+def write_codes(
+    path: str | os.PathLike,
+    codes: Any,
+    meta: CodesMeta | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write a token file; the format follows the extension (``.npy`` or ``.npz``).
+
+    Args:
+        path: destination ``.npy`` or ``.npz``.
+        codes: ``(K, T')`` integer array or tensor (``(1, K, T')`` is accepted too).
+        meta: metadata to embed; required for ``.npz``; ``None`` writes a bare ``.npy``.
+        force: replace an existing file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        UserError: bad codes, unknown extension, or an existing file without ``force``.
+    """
+    p = Path(path)
+    arr = np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    size = meta.codebook_size if meta is not None else None
+    _check_codes(arr, str(p), size)
+    if meta is not None and arr.shape[0] != meta.num_codebooks:
+        raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")
+    ext = p.suffix.lower()
+    if ext not in (".npy", ".npz"):
+        raise UserError(f"{p}: token files end in .npy or .npz, got {p.suffix!r}")
+    if ext == ".npz" and meta is None:
+        raise UserError(f"{p}: .npz token files need metadata")
+    if p.exists() and not force:
+        raise UserError(f"{p}: output already exists (use --force to overwrite)")
+    arr = np.ascontiguousarray(arr.astype(codes_dtype(size or int(arr.max()) + 1)))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if ext == ".npy":
+                np.lib.format.write_array(f, arr, allow_pickle=False)
+                if meta is not None:
+                    blob = json.dumps(meta.to_dict(), sort_keys=True).encode()
+                    f.write(blob + _TAIL.pack(len(blob)) + MAGIC)
+            else:
+                meta_arr = np.array(json.dumps(meta.to_dict(), sort_keys=True))
+                np.savez(f, codes=arr, meta=meta_arr)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _read_npy(p: Path, data: bytes) -> tuple[np.ndarray, CodesMeta | None]:
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except Exception as e:
+        raise UserError(f"{p}: not a valid .npy token file ({e})") from None
+    if dtype.hasobject:
+        raise UserError(f"{p}: expected integer codes, got dtype {dtype}")
+    end = f.tell() + int(np.prod(shape)) * dtype.itemsize
+    if end > len(data):
+        raise UserError(f"{p}: token file is truncated ({len(data)} of {end} bytes)")
+    arr = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=f.tell())
+    arr = arr.reshape(shape, order="F" if fortran else "C").copy()
+    meta = None
+    tail = data[end:]
+    if tail:
+        if len(tail) < _TAIL.size + len(MAGIC) or not tail.endswith(MAGIC):
+            raise UserError(f"{p}: corrupt token file ({len(tail)} unexpected trailing bytes)")
+        (n,) = _TAIL.unpack(tail[-len(MAGIC) - _TAIL.size : -len(MAGIC)])
+        if n != len(tail) - _TAIL.size - len(MAGIC):
+            raise UserError(f"{p}: corrupt token file metadata (bad length)")
+        meta = _parse_meta(p, tail[:n])
+    return arr, meta
+
+
+def _parse_meta(p: Path, blob: bytes | str) -> CodesMeta:
+    try:
+        d = json.loads(blob)
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        return CodesMeta.from_dict(d)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{p}: corrupt token file metadata ({e})") from None
+
+
+def _read_npz(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "codes" not in z.files:
+                raise UserError(f"{p}: .npz token file has no 'codes' array")
+            arr = z["codes"]
+            meta_arr = z["meta"] if "meta" in z.files else None
+    except UserError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise UserError(f"{p}: not a valid .npz token file ({e})") from None
+    meta = None
+    if meta_arr is not None:
+        if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
+            raise UserError(f"{p}: corrupt token file metadata (expected a JSON string)")
+        meta = _parse_meta(p, str(meta_arr))
+    return arr, meta
+
+
+def read_codes(
+    path: str | os.PathLike, model: _ModelLike | None = None
+) -> tuple[np.ndarray, CodesMeta | None]:
+    """Read and validate a token file.
+
+    Args:
+        path: a ``.npy`` (with or without the metadata trailer) or ``.npz`` token file.
+        model: when given (anything with ``model_id``, ``num_codebooks`` and
+            ``codebook_size``, e.g. an :class:`~audiotok.tokenizer.AudioTokenizer`), the
+            codes must fit it and, if the file has metadata, come from it.
+
+    Returns:
+        ``(codes, meta)``: ``codes (K, T')`` as stored (unsigned ints), ``meta`` a
+        :class:`CodesMeta` or ``None`` for a bare ``.npy``.
+
+    Raises:
+        UserError: missing, empty or corrupt file; codes that are not 2-D non-negative
+            integers; codes out of range or with more rows than the model has; codes made by
+            another model (the message names both ids).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: file not found")
+    if not p.is_file():
+        raise UserError(f"{p}: not a file")
+    if p.stat().st_size == 0:
+        raise UserError(f"{p}: file is empty (0 bytes)")
+    if p.suffix.lower() == ".npz" or zipfile.is_zipfile(p):
+        arr, meta = _read_npz(p)
+    else:
+        arr, meta = _read_npy(p, p.read_bytes())
+    _check_codes(arr, str(p), meta.codebook_size if meta is not None else None)
+    if meta is not None and arr.shape[0] != meta.num_codebooks:
+        raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")
+    if model is not None:
+        if meta is not None and meta.model_id != model.model_id:
+            raise UserError(
+                f"{p}: tokens were made by model {meta.model_id} ({meta.family}, "
+                f"{meta.sample_rate} Hz) but the model in use is {model.model_id}; "
+                "pass --model with the model that made them"
+            )
+        if arr.shape[0] > model.num_codebooks:
+            raise UserError(
+                f"{p}: {arr.shape[0]} codebooks but the model has only {model.num_codebooks}"
+            )
+        _check_codes(arr, str(p), model.codebook_size)
+    return arr, meta
