@@ -45,6 +45,15 @@ class CodecConfig:
     tuples of those, and dicts such as a quantizer spec).
     """
 
+    def __post_init__(self) -> None:
+        # lists become tuples where a field is annotated as one (so equality and hashing of
+        # the tuple fields work), and dict fields are private deep copies
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list | dict):
+                object.__setattr__(self, f.name, _from_plain(value, hints.get(f.name)))
+
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain Python values (tuples become lists, dicts are deep copies)."""
         return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

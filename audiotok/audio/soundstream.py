@@ -95,6 +95,7 @@ class SoundStreamConfig(CodecConfig):
     quantizer: dict[str, Any] = field(default_factory=default_residual_quantizer)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("sample_rate", "channels", "ratios", "encoder_channels", "dilations"):
             _check_positive(name, getattr(self, name))
         for name in ("kernel_size", "latent_dim", "decoder_channels", "istft_hidden"):
@@ -103,6 +104,8 @@ class SoundStreamConfig(CodecConfig):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        if not self.ratios:
+            raise ValueError("ratios must not be empty")
         if self.decoder not in ("istft", "seanet"):
             raise ValueError(f"decoder must be 'istft' or 'seanet', got {self.decoder!r}")
         if self.activation not in ACTIVATIONS:

@@ -62,6 +62,7 @@ class AudioVQVAEConfig(CodecConfig):
     quantizer: dict[str, Any] = field(default_factory=lambda: {"type": "vq", "codebook_size": 512})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive = ("sample_rate", "channels", "hidden", "residual_hidden", "latent_dim")
         for name in (*positive, "ratios"):
             v = getattr(self, name)

@@ -1,0 +1,93 @@
+"""Discriminators and training losses: shapes, finite gradients and the expected orderings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audiotok.audio import (
+    MultiPeriodDiscriminator,
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    MultiScaleSTFTDiscriminator,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+
+
+@pytest.fixture(scope="module")
+def mel_loss() -> MultiScaleMelLoss:
+    return MultiScaleMelLoss(16000, n_ffts=(64, 256), n_mels=(10, 40))
+
+
+def _discriminators(channels: int) -> list[torch.nn.Module]:
+    return [
+        MultiScaleSTFTDiscriminator(n_ffts=(64, 128), channels=channels, filters=4, max_filters=8),
+        MultiPeriodDiscriminator(
+            periods=(2, 3, 5), channels=channels, filters=2, max_filters=8, num_layers=2
+        ),
+    ]
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_discriminators_outputs_and_finite_gradients(channels: int) -> None:
+    for disc in _discriminators(channels):
+        real = torch.randn(2, channels, 301)
+        fake = torch.randn(2, channels, 301, requires_grad=True)
+        logits_r, feats_r = disc(real)
+        logits_f, feats_f = disc(fake)
+        assert len(logits_f) == len(feats_f) == len(disc.discriminators)
+        assert all(lg.shape[0] == 2 and lg.shape[1] == 1 for lg in logits_f)
+        assert all(len(f) >= 2 for f in feats_f)
+        gen = hinge_generator_loss(logits_f) + feature_matching_loss(feats_r, feats_f)
+        gen.backward()
+        assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+        d_loss = hinge_discriminator_loss(logits_r, [lg.detach() for lg in logits_f])
+        d_loss.backward()
+        grads = [p.grad for p in disc.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_hinge_losses_values() -> None:
+    real = [torch.full((2, 1, 3), 2.0), torch.full((2, 1, 5), 0.5)]
+    fake = [torch.full((2, 1, 3), -2.0), torch.full((2, 1, 5), 0.0)]
+    # disc 1 is perfectly separated (0); disc 2: relu(1 - 0.5) + relu(1 + 0) = 1.5
+    assert hinge_discriminator_loss(real, fake).item() == pytest.approx(0.75)
+    assert hinge_generator_loss(fake).item() == pytest.approx((3.0 + 1.0) / 2)
+    same = [[torch.ones(2, 3)], [torch.zeros(4)]]
+    assert feature_matching_loss(same, same).item() == 0.0
+    shifted = [[torch.ones(2, 3) + 0.5], [torch.zeros(4) - 0.5]]
+    assert feature_matching_loss(same, shifted).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("which", ["mel", "stft"])
+def test_reconstruction_losses_zero_then_grow_with_noise(which: str, mel_loss) -> None:
+    loss = mel_loss if which == "mel" else MultiResolutionSTFTLoss(n_ffts=(64, 256))
+    t = torch.arange(4000) / 16000
+    target = (0.5 * torch.sin(2 * torch.pi * 440 * t)).reshape(1, 1, -1).repeat(2, 2, 1)
+    assert loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(target.shape, generator=gen)
+    values = [loss(target + s * noise, target).item() for s in (1e-3, 1e-2, 1e-1, 1.0)]
+    assert all(a < b for a, b in zip(values, values[1:], strict=False)), values
+
+
+@pytest.mark.parametrize("which", ["mel", "stft"])
+def test_reconstruction_losses_have_finite_gradients(which: str, mel_loss) -> None:
+    loss = mel_loss if which == "mel" else MultiResolutionSTFTLoss(n_ffts=(64, 256))
+    target = torch.randn(2, 1, 500)
+    for x in (target.clone(), torch.zeros(2, 1, 500), torch.randn(2, 1, 500)):
+        x.requires_grad_(True)
+        loss(x, target).backward()
+        assert torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError):
+        loss(torch.zeros(1, 1, 10), torch.zeros(1, 1, 11))
+
+
+def test_mel_loss_buffers_are_built_once_and_not_saved(mel_loss) -> None:
+    assert mel_loss.mel_0.shape == (10, 33) and mel_loss.mel_1.shape == (40, 129)
+    assert mel_loss.window_1.shape == (256,)
+    assert mel_loss.state_dict() == {}
+    with pytest.raises(ValueError):
+        MultiScaleMelLoss(16000, n_ffts=(64, 128), n_mels=(10,))
