@@ -51,7 +51,9 @@ _FORMATS = {"oga": "OGG", "opus": "OGG", "aif": "AIFF"}
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    line = text.splitlines()[0] if text else type(e).__name__
+    # libsndfile says "Error opening '<path>': <why>"; the path is already in our message
+    return line.split("': ", 1)[1] if line.startswith("Error opening '") and "': " in line else line
 
 
 def convert_channels(wav: np.ndarray, channels: int) -> np.ndarray:

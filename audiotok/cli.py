@@ -7,8 +7,10 @@ a non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 
@@ -63,9 +65,283 @@ def run_or_exit(fn: Callable[[], T]) -> T:
 
 # ---- commands: encode / decode / info (tokenizer helper) ---------------------------------
 
+_TOKEN_SUFFIXES = frozenset({".npy", ".npz"})
+
+
+def _expand(items: list[str], suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
+    """``(file, path relative to an output folder)`` for each input.
+
+    Files are taken as given (a missing one is kept, to be reported), folders are searched
+    recursively for ``suffixes`` and globs (``*``, ``?``, ``[``, ``**``) are expanded.
+    """
+    out: list[tuple[Path, Path]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            out += [(f, f.relative_to(p)) for f in found]
+        elif not p.exists() and any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            files = [m for m in matches if m.is_file()]
+            out += [(m, Path(m.name)) for m in files] or [(p, Path(p.name))]
+        else:
+            out.append((p, Path(p.name)))
+    return out
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def _each_file(
+    jobs: list[tuple[Path, Path]], work: Callable[[Path, Path, Callable[[int, int], None]], None]
+) -> int:
+    """Run ``work(src, dest, progress)`` per job with a progress bar; report each failure in
+    one line (``error: <file>: <problem>``) and go on. Returns the number of failures."""
+    failed = 0
+    seen: dict[Path, Path] = {}
+    with _progress() as bar:
+        files = bar.add_task("files", total=len(jobs))
+        for src, dest in jobs:
+            task = bar.add_task(src.name, total=None)
+            try:
+                if dest.resolve() in seen:
+                    raise UserError(
+                        f"{src}: output {dest} is also written for {seen[dest.resolve()]}"
+                    )
+                seen[dest.resolve()] = src
+                work(
+                    src,
+                    dest,
+                    lambda done, total, t=task: bar.update(t, completed=done, total=total),
+                )
+            except UserError as exc:
+                failed += 1
+                typer.echo(f"error: {exc}", err=True)
+            except Exception as exc:  # a bug or an odd file: still one line, and go on
+                failed += 1
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                typer.echo(f"error: {src}: {type(exc).__name__}: {msg}", err=True)
+            finally:
+                bar.remove_task(task)
+                bar.advance(files)
+    return failed
+
+
+@app.command()
+def encode(
+    inputs: list[str] = typer.Argument(..., help="Audio files, folders (recursive) or globs."),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out-dir",
+        "-o",
+        help="Write tokens here (mirroring folders); default: beside each input.",
+    ),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="'default' or an exported model folder."
+    ),
+    bitrate: float | None = typer.Option(
+        None, "--bitrate", "-b", help="Target kbps, e.g. 1.5, 3, 6."
+    ),
+    num_codebooks: int | None = typer.Option(
+        None, "--num-codebooks", "-k", help="Codebooks to keep."
+    ),
+    fmt: str = typer.Option("npy", "--format", "-f", help="npy (plain + trailer) or npz."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing token files."),
+) -> None:
+    """Encode audio files to token files <stem>.npy (codes (K, T') + metadata)."""
+    from audiotok import hub
+    from audiotok.audio_io import AUDIO_EXTENSIONS
+    from audiotok.codes import write_codes
+
+    if fmt not in ("npy", "npz"):
+        run_or_exit(lambda: _raise(UserError(f"--format must be npy or npz, got {fmt!r}")))
+    tok = run_or_exit(lambda: hub.load(model))
+    kbps = None if bitrate is None else bitrate * 1000
+    k = run_or_exit(lambda: tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=kbps))
+    jobs = [
+        (src, ((out_dir / rel) if out_dir else src).with_suffix("." + fmt))
+        for src, rel in _expand(inputs, AUDIO_EXTENSIONS)
+    ]
+    totals = {"files": 0, "seconds": 0.0, "tokens": 0}
+
+    def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
+        if dest.exists() and not force:
+            raise UserError(f"{dest}: output already exists (use --force to overwrite)")
+        codes, meta = tok.encode_file(src, num_codebooks=k, progress=progress)
+        write_codes(dest, codes, meta, force=force)
+        totals["files"] += 1
+        totals["seconds"] += meta.length / meta.sample_rate
+        totals["tokens"] += codes.numel()
+
+    failed = _each_file(jobs, work)
+    rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
+    typer.echo(
+        f"encoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio, "
+        f"{totals['tokens']} tokens ({k} codebooks x {tok.frame_rate:g} Hz, {rate / 1000:g} kbps)"
+    )
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def decode(
+    tokens: list[str] = typer.Argument(..., help="Token files (.npy/.npz), folders or globs."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file (one input) or folder; default: beside each input."
+    ),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="'default' or an exported model folder."
+    ),
+    original_rate: bool = typer.Option(
+        False, "--original-rate", help="Resample to the source file's rate and length."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing audio files."),
+) -> None:
+    """Decode token files to audio (<stem>.wav), restoring the original length."""
+    from audiotok import hub
+    from audiotok.audio_io import AUDIO_EXTENSIONS
+    from audiotok.codes import read_codes
+
+    tok = run_or_exit(lambda: hub.load(model))
+    found = _expand(tokens, _TOKEN_SUFFIXES)
+    single = out is not None and len(found) == 1 and out.suffix.lower() in AUDIO_EXTENSIONS
+    jobs = [
+        (src, out if single else ((out / rel) if out else src).with_suffix(".wav"))
+        for src, rel in found
+    ]
+    totals = {"files": 0, "seconds": 0.0}
+
+    def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
+        if dest.exists() and not force:
+            raise UserError(f"{dest}: output already exists (use --force to overwrite)")
+        codes, meta = read_codes(src, tok)
+        length, rate = (meta.length, None) if meta else (None, None)
+        if meta and original_rate:
+            length, rate = meta.original_length, meta.original_sample_rate
+        tok.decode_to_file(
+            codes, dest, length=length, sample_rate=rate, force=force, progress=progress
+        )
+        totals["files"] += 1
+        totals["seconds"] += (length or codes.shape[-1] * tok.hop_length) / (
+            rate or tok.sample_rate
+        )
+
+    failed = _each_file(jobs, work)
+    typer.echo(
+        f"decoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio"
+    )
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def info(
+    model: str = typer.Argument("default", help="'default' or an exported model folder."),
+) -> None:
+    """Show a model's rates, codebooks, bitrates and LM vocabulary size."""
+    from audiotok import hub
+
+    tok = run_or_exit(lambda: hub.load(model))
+    rf = tok.receptive_field
+    rows = [
+        ("model", str(model)),
+        ("model id", tok.model_id),
+        ("family", tok.family),
+        ("sample rate", f"{tok.sample_rate} Hz"),
+        ("channels", str(tok.channels)),
+        ("frame rate", f"{tok.frame_rate:g} Hz"),
+        ("hop length", f"{tok.hop_length} samples"),
+        ("codebooks", str(tok.num_codebooks)),
+        ("codebook size", str(tok.codebook_size)),
+        ("bitrates", ", ".join(f"{b / 1000:g}" for b in tok.bitrates) + " kbps"),
+        (
+            "LM vocabulary",
+            f"{tok.vocab_size} ({tok.num_codebooks} x {tok.codebook_size} per codebook)",
+        ),
+        ("parameters", f"{tok.num_parameters:,}"),
+        ("receptive field", f"{rf} samples ({1000 * rf / tok.sample_rate:.1f} ms) per side"),
+    ]
+    for name, value in rows:
+        typer.echo(f"{name + ':':17}{value}")
+
+
 # ---- commands: eval (eval helper) ---------------------------------------------------------
 
 # ---- commands: train / export (training helper) -------------------------------------------
+
+
+@app.command("train")
+def train_command(
+    recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/README.md)."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a recipe value: --set optim.lr=3e-4 (repeatable)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run from its run_dir's latest checkpoint."
+    ),
+    resume_from: Path | None = typer.Option(
+        None, "--resume-from", help="Continue the run from this checkpoint file."
+    ),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default from recipe)."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Set optim.max_steps (also the cosine schedule's length)."
+    ),
+) -> None:
+    """Train a codec from a recipe; under torchrun it trains with DDP."""
+
+    def _run() -> Any:
+        from audiotok.training.trainer import train_recipe
+
+        return train_recipe(
+            recipe,
+            overrides,
+            resume=resume,
+            resume_from=resume_from,
+            run_dir=run_dir,
+            max_steps=max_steps,
+        )
+
+    result = run_or_exit(_run)
+    if result.checkpoint is not None:
+        typer.echo(f"step {result.step}: {result.checkpoint}")
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="Training checkpoint (or a run folder)."),
+    out_dir: Path = typer.Argument(..., help="Folder for config.json + model.safetensors."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing export."),
+) -> None:
+    """Export a training checkpoint as a model folder that load_pretrained reads."""
+
+    def _run() -> Path:
+        from audiotok.training.export import export_checkpoint
+
+        return export_checkpoint(checkpoint, out_dir, force=force)
+
+    typer.echo(str(run_or_exit(_run)))
+
 
 
 def main() -> None:

@@ -98,6 +98,9 @@ class AudioTokenizer:
         batch_size: windows per forward pass.
     """
 
+    #: input frames decoded per block by :meth:`encode_file`
+    read_block_frames: int = 1 << 16
+
     def __init__(
         self,
         model: nn.Module,
@@ -352,7 +355,7 @@ class AudioTokenizer:
         """
         k = self.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
         chunk, ctx = self._chunk_and_context()
-        with AudioReader(path, self.sample_rate, self.channels) as reader:
+        with AudioReader(path, self.sample_rate, self.channels, self.read_block_frames) as reader:
             total = reader.expected_frames()
             buf = np.zeros((self.channels, 0), np.float32)
             start = nxt = 0  # absolute index of buf[:, 0]; start of the next chunk

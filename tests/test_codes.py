@@ -1,0 +1,148 @@
+"""Token files: plain-numpy readability, the metadata trailer, atomic writes, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from audiotok.codes import MAGIC, CodesMeta, codes_dtype, read_codes, write_codes
+from audiotok.errors import UserError
+
+
+def _meta(k: int = 4, size: int = 1024, model_id: str = "abc123def456") -> CodesMeta:
+    return CodesMeta(
+        model_id=model_id,
+        family="soundstream",
+        audiotok_version="0.1.0",
+        sample_rate=24000,
+        frame_rate=75.0,
+        hop_length=320,
+        channels=1,
+        num_codebooks=k,
+        codebook_size=size,
+        length=12345,
+        original_sample_rate=44100,
+        original_length=22681,
+        original_channels=2,
+    )
+
+
+def _codes(k: int = 4, t: int = 39, size: int = 1024) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, size, (k, t))
+
+
+@pytest.mark.parametrize(
+    ("size", "dtype"), [(2, "u1"), (256, "u1"), (257, "u2"), (65536, "u2"), (65537, "u4")]
+)
+def test_smallest_dtype(size: int, dtype: str) -> None:
+    assert codes_dtype(size) == np.dtype(dtype)
+
+
+def test_npy_with_trailer_loads_with_plain_numpy(tmp_path: Path) -> None:
+    codes, meta = _codes(), _meta()
+    path = write_codes(tmp_path / "song.npy", codes, meta)
+    plain = np.load(path, allow_pickle=False)
+    assert plain.dtype == np.uint16 and np.array_equal(plain, codes)
+    mapped = np.load(path, allow_pickle=False, mmap_mode="r")
+    assert np.array_equal(mapped, codes)
+    assert path.read_bytes().endswith(MAGIC)
+    got, got_meta = read_codes(path)
+    assert np.array_equal(got, codes) and got_meta == meta
+
+
+def test_bare_npy_has_no_meta(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", _codes(size=300).astype(np.int64))
+    codes, meta = read_codes(tmp_path / "x.npy")
+    assert meta is None and codes.shape == (4, 39)
+    write_codes(tmp_path / "y.npy", codes)  # no metadata: no trailer, smallest dtype
+    y = np.load(tmp_path / "y.npy", allow_pickle=False)
+    assert y.dtype == np.uint16 and np.array_equal(y, codes)
+    assert not (tmp_path / "y.npy").read_bytes().endswith(MAGIC)
+
+
+def test_npz_round_trip_without_pickle(tmp_path: Path) -> None:
+    codes, meta = _codes(size=200), _meta(size=200)
+    path = write_codes(tmp_path / "song.npz", codes, meta)
+    with np.load(path, allow_pickle=False) as z:
+        assert z["codes"].dtype == np.uint8 and np.array_equal(z["codes"], codes)
+        assert '"model_id": "abc123def456"' in str(z["meta"])
+    got, got_meta = read_codes(path)
+    assert np.array_equal(got, codes) and got_meta == meta
+
+
+def test_never_overwrites_without_force_and_leaves_no_temp(tmp_path: Path) -> None:
+    path = write_codes(tmp_path / "a.npy", _codes(), _meta())
+    with pytest.raises(UserError, match=r"a\.npy.*--force"):
+        write_codes(path, _codes(t=5), _meta())
+    assert read_codes(path)[0].shape == (4, 39)
+    write_codes(path, _codes(t=5), _meta(), force=True)
+    assert read_codes(path)[0].shape == (4, 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def _write_raw(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    good = write_codes(tmp_path / "good.npy", _codes(), _meta()).read_bytes()
+    cases = {
+        "missing.npy": (None, "not found"),
+        "empty.npy": (b"", "empty"),
+        "junk.npy": (b"hello world, not numpy", "not a valid"),
+        "truncated.npy": (good[:200], "truncated"),
+        "trailer.npy": (good + b"xyz", "corrupt"),
+        "badmeta.npy": (good[:-20] + b"{" + good[-19:], "corrupt"),
+        "junk.npz": (b"PK\x03\x04garbage", "not a valid"),
+    }
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        if data is not None:
+            path.write_bytes(data)
+        with pytest.raises(UserError, match=message) as info:
+            read_codes(path)
+        assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((2, 5), np.float32), "integer"),
+        (-np.ones((2, 5), np.int64), "negative"),
+        (np.zeros(5, np.int64), "shape"),
+        (np.zeros((1, 2, 5), np.int64), "shape"),
+        (np.zeros((2, 0), np.int64), "empty"),
+        (np.full((2, 5), 1024, np.int64), "out of range"),
+        (np.zeros((9, 5), np.int64), "only 8"),
+    ],
+)
+def test_bad_codes(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    np.save(tmp_path / "c.npy", array)
+    model = SimpleNamespace(model_id="m1", num_codebooks=8, codebook_size=1024)
+    with pytest.raises(UserError, match=message):
+        read_codes(tmp_path / "c.npy", model)
+
+
+def test_codes_from_another_model_are_refused(tmp_path: Path) -> None:
+    path = write_codes(tmp_path / "c.npy", _codes(), _meta(model_id="aaaaaaaaaaaa"))
+    other = SimpleNamespace(model_id="bbbbbbbbbbbb", num_codebooks=8, codebook_size=1024)
+    with pytest.raises(UserError, match="aaaaaaaaaaaa.*bbbbbbbbbbbb"):
+        read_codes(path, other)
+    same = SimpleNamespace(model_id="aaaaaaaaaaaa", num_codebooks=8, codebook_size=1024)
+    assert read_codes(path, same)[0].shape == (4, 39)
+
+
+def test_metadata_must_match_codes(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="metadata says 3"):
+        write_codes(tmp_path / "c.npy", _codes(k=4), _meta(k=3))
+    with pytest.raises(UserError, match="out of range"):
+        write_codes(tmp_path / "c.npy", _codes(size=1024), _meta(size=16))
+    with pytest.raises(UserError, match="need metadata"):
+        write_codes(tmp_path / "c.npz", _codes())
+    with pytest.raises(UserError, match=r"\.npy or \.npz"):
+        write_codes(tmp_path / "c.txt", _codes(), _meta())
+    assert not list(tmp_path.iterdir())
