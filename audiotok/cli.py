@@ -303,7 +303,7 @@ def train_command(
     resume_from: Path | None = typer.Option(
         None, "--resume-from", help="Continue the run from this checkpoint file."
     ),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default from recipe)."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default: recipe's)."),
     max_steps: int | None = typer.Option(
         None, "--max-steps", help="Set optim.max_steps (also the cosine schedule's length)."
     ),
@@ -341,7 +341,6 @@ def export_command(
         return export_checkpoint(checkpoint, out_dir, force=force)
 
     typer.echo(str(run_or_exit(_run)))
-
 
 
 def main() -> None:

@@ -8,14 +8,17 @@ key's dotted path and where it came from (``unknown key 'optim.lrr' in recipe.ya
 are type-checked the same way. Command-line overrides (``--set optim.lr=3e-4``) are parsed
 with ``yaml.safe_load`` and obey the same rules.
 
-Free-form dicts (``model.config``, ``discriminator.msstft``, ``discriminator.mpd``) are passed
-on to the classes they configure, which check their own keys when the trainer builds them.
+Free-form dicts (``model.config``, ``discriminator.msstft``/``mpd``, ``loss.mel_options``/
+``stft_options``) are passed on to the classes they configure; their keys are checked here
+against those classes (the model family's config fields, the constructors' keyword
+arguments), and their values when the trainer builds them.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -57,7 +60,8 @@ class DataConfig:
 
     ``train`` and ``dev`` are each a folder of audio files, a text file list or a JSONL
     manifest. ``sample_rate`` and ``channels`` default to the model's. ``batch_size`` is per
-    process (the global batch under DDP is ``batch_size * world_size``).
+    process (the global batch under DDP is ``batch_size * world_size``). An epoch has
+    ``examples_per_epoch`` random crops (default: one per training file).
     """
 
     train: str = ""
@@ -69,6 +73,7 @@ class DataConfig:
     num_workers: int = 0
     preload: bool = False
     loudness_db: float | None = None
+    examples_per_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ class LossConfig:
     ``balancer`` turns on the EnCodec loss balancer (arXiv:2210.13438, section 3.4): the
     gradients of the audio losses with respect to the reconstruction are rescaled so that
     each loss contributes in proportion to its weight, whatever its scale.
+    ``mel_options`` / ``stft_options`` are keyword arguments of ``MultiScaleMelLoss`` /
+    ``MultiResolutionSTFTLoss`` (e.g. ``n_ffts``).
     """
 
     mel: float = 1.0
@@ -121,6 +128,8 @@ class LossConfig:
     feature_matching: float = 2.0
     commitment: float = 1.0
     balancer: bool = False
+    mel_options: dict[str, Any] = field(default_factory=dict)
+    stft_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,11 +152,13 @@ class LogConfig:
 @dataclass(frozen=True)
 class ValidationConfig:
     """Every ``every`` steps: metrics on ``num_batches`` dev batches, audio + spectrograms of
-    ``num_audio_samples`` clips (``every: 0`` disables validation)."""
+    ``num_audio_samples`` clips (``every: 0`` disables validation). Dev items are fixed
+    centre crops of ``segment_seconds`` (default ``data.segment_seconds``)."""
 
     every: int = 1000
     num_batches: int = 4
     num_audio_samples: int = 2
+    segment_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +310,11 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
         "validation.every": cfg.validation.every,
         "validation.num_batches": cfg.validation.num_batches,
         "validation.num_audio_samples": cfg.validation.num_audio_samples,
-        **{f"loss.{f.name}": getattr(cfg.loss, f.name) for f in dataclasses.fields(LossConfig)},
+        **{
+            f"loss.{f.name}": getattr(cfg.loss, f.name)
+            for f in dataclasses.fields(LossConfig)
+            if f.type in ("float", float)
+        },
     }
     for key, value in non_negative.items():
         if value < 0:
@@ -308,6 +323,49 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
         raise UserError(f"'optim.min_lr_ratio' in {source} must be in [0, 1]")
     if not cfg.model.family:
         raise UserError(f"'model.family' in {source} is empty")
+
+
+def _check_kwargs(options: dict[str, Any] | None, target: Any, key: str, source: str) -> None:
+    if not options:
+        return
+    params = inspect.signature(target).parameters
+    allowed = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - {"channels"}
+    for name in options:
+        if name not in allowed:
+            raise UserError(
+                f"unknown key '{key}.{name}' in {source} "
+                f"(expected one of: {', '.join(sorted(allowed))})"
+            )
+
+
+def _check_free_form(cfg: TrainConfig, source: str) -> None:
+    """Check the keys of the free-form dicts against the classes they configure."""
+    from audiotok.audio.discriminators import (
+        MultiPeriodDiscriminator,
+        MultiScaleSTFTDiscriminator,
+    )
+    from audiotok.audio.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
+    from audiotok.hub import MODEL_FAMILIES
+
+    family = MODEL_FAMILIES.get(cfg.model.family)
+    if family is None:
+        raise UserError(
+            f"unknown model family '{cfg.model.family}' in {source} "
+            f"(expected one of: {', '.join(sorted(MODEL_FAMILIES))})"
+        )
+    names = {f.name for f in dataclasses.fields(family.config_class)}
+    for name in cfg.model.config:
+        if name not in names:
+            raise UserError(
+                f"unknown key 'model.config.{name}' in {source} "
+                f"(expected one of: {', '.join(sorted(names))})"
+            )
+    _check_kwargs(
+        cfg.discriminator.msstft, MultiScaleSTFTDiscriminator, "discriminator.msstft", source
+    )
+    _check_kwargs(cfg.discriminator.mpd, MultiPeriodDiscriminator, "discriminator.mpd", source)
+    _check_kwargs(cfg.loss.mel_options, MultiScaleMelLoss, "loss.mel_options", source)
+    _check_kwargs(cfg.loss.stft_options, MultiResolutionSTFTLoss, "loss.stft_options", source)
 
 
 def config_from_dict(d: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -322,6 +380,7 @@ def config_from_dict(d: dict[str, Any], source: str = "config") -> TrainConfig:
     """
     cfg = _build(TrainConfig, d, "", source)
     _check_values(cfg, source)
+    _check_free_form(cfg, source)
     return cfg
 
 

@@ -1,0 +1,55 @@
+"""Turn a training checkpoint into an exported model (``config.json`` + ``model.safetensors``).
+
+Training checkpoints carry optimisers, RNG states and the whole recipe; users need only the
+model. :func:`export_checkpoint` rebuilds the model from the checkpoint's recipe
+(``model.family`` and ``model.config``), loads its weights and writes it with
+:func:`audiotok.hub.save_pretrained`, which ``audiotok.load_pretrained`` reads back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from audiotok.errors import UserError
+from audiotok.training.checkpoint import latest_checkpoint, load_checkpoint
+
+__all__ = ["export_checkpoint"]
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False
+) -> Path:
+    """Export the model of a training checkpoint.
+
+    Args:
+        checkpoint: a ``step_N.pt`` file, or a run folder (its latest checkpoint is used).
+        out_dir: destination folder; must be absent or empty unless ``force``.
+        force: replace an existing export.
+
+    Returns:
+        The export folder.
+
+    Raises:
+        UserError: unreadable checkpoint, existing destination, or a model that cannot be
+            rebuilt from the checkpoint's recipe.
+    """
+    from audiotok.hub import save_pretrained
+    from audiotok.training.trainer import build_model
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise UserError(f"no checkpoints in {path}")
+        path = found
+    state = load_checkpoint(path)
+    model_cfg = state["config"].get("model", {})
+    model = build_model(model_cfg.get("family", ""), model_cfg.get("config", {}))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"{path}: weights do not match its recipe's model: {first}") from None
+    model.eval()
+    return save_pretrained(model, out_dir, force=force)

@@ -1,0 +1,301 @@
+"""Training tasks: what one step computes, separate from the loop that runs it.
+
+The trainer knows nothing about codecs: it asks a :class:`Task` for the modules to optimise
+and calls :meth:`Task.generator_step` (forward, losses and the backward pass),
+:meth:`Task.discriminator_step` and :meth:`Task.validation_step`. :class:`CodecTask`
+implements this for audio codecs (SoundStream arXiv:2107.03312, EnCodec arXiv:2210.13438):
+
+* generator: multi-scale mel L1, multi-resolution STFT, optional time-domain L1, the
+  quantizer's commitment/codebook loss, and once ``start_step`` is reached the hinge
+  adversarial loss and discriminator feature matching; optionally through the loss
+  :class:`~audiotok.training.balancer.Balancer`;
+* discriminator: hinge loss on real audio versus detached reconstructions;
+* metrics: per-codebook code counts (the trainer turns them into usage and perplexity over
+  its logging window) and the effective bitrate under quantizer dropout.
+
+An image task only has to implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from audiotok.audio.discriminators import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
+from audiotok.audio.losses import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+from audiotok.training.balancer import Balancer
+from audiotok.training.config import LossConfig
+from audiotok.training.ddp import unwrap
+
+__all__ = ["StepOutput", "Task", "CodecTask", "Discriminators", "code_counts"]
+
+
+@dataclass
+class StepOutput:
+    """What a generator step hands back to the trainer.
+
+    Attributes:
+        losses: name -> detached scalar (``total`` included).
+        metrics: name -> detached scalar, plus ``code_counts`` ``(K, codebook_size)``.
+        fake: the detached reconstruction ``(B, C, T)`` for the discriminator step.
+    """
+
+    losses: dict[str, Tensor]
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+    fake: Tensor | None = None
+
+
+class Task(Protocol):
+    """What the trainer needs from a task (audio codec now, image VQ-VAE later)."""
+
+    generator: nn.Module
+    discriminator: nn.Module | None
+
+    def adversarial(self, step: int) -> bool:
+        """True when the discriminator trains at ``step``."""
+        ...
+
+    def generator_step(self, batch: Tensor, step: int) -> StepOutput:
+        """Forward, losses and ``backward()`` for the generator (no optimiser step)."""
+        ...
+
+    def discriminator_step(self, batch: Tensor, out: StepOutput, step: int) -> dict[str, Tensor]:
+        """Forward, loss and ``backward()`` for the discriminator."""
+        ...
+
+    def validation_step(self, batch: Tensor) -> tuple[dict[str, float], Tensor]:
+        """Metrics and the reconstruction of a dev batch (no gradients)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Task state that must survive a resume (e.g. balancer averages)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        ...
+
+
+class Discriminators(nn.Module):
+    """Several discriminators seen as one: logits and feature maps concatenated.
+
+    Args:
+        discriminators: modules with ``forward(wav) -> (list of logits, list of feature lists)``.
+    """
+
+    def __init__(self, discriminators: list[nn.Module]) -> None:
+        super().__init__()
+        if not discriminators:
+            raise ValueError("at least one discriminator is needed")
+        self.discriminators = nn.ModuleList(discriminators)
+
+    def forward(self, wav: Tensor) -> tuple[list[Tensor], list[list[Tensor]]]:
+        """``wav: (B, C, T)`` -> ``(logits, features)`` over every sub-discriminator."""
+        logits: list[Tensor] = []
+        features: list[list[Tensor]] = []
+        for disc in self.discriminators:
+            lg, ft = disc(wav)
+            logits += list(lg)
+            features += [list(f) for f in ft]
+        return logits, features
+
+    @classmethod
+    def build(
+        cls, msstft: dict[str, Any] | None, mpd: dict[str, Any] | None, channels: int
+    ) -> Discriminators:
+        """MS-STFT and/or multi-period discriminators from keyword dicts (``None``: left out)."""
+        parts: list[nn.Module] = []
+        for kind, kwargs in (
+            (MultiScaleSTFTDiscriminator, msstft),
+            (MultiPeriodDiscriminator, mpd),
+        ):
+            if kwargs is None:
+                continue
+            kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+            parts.append(kind(channels=channels, **kw))
+        return cls(parts)
+
+
+def _split(tensors: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """Halves of batch-concatenated ``[real; fake]`` outputs."""
+    real, fake = zip(*(t.chunk(2, dim=0) for t in tensors), strict=True)
+    return list(real), list(fake)
+
+
+def code_counts(codes: Tensor, codebook_size: int) -> Tensor:
+    """Per-codebook code counts ``(K, codebook_size)`` of ``codes (B, K, T')``; ``-1`` skipped."""
+    k = codes.shape[1]
+    flat = codes.transpose(0, 1).reshape(k, -1)  # (K, B*T')
+    valid = flat >= 0
+    index = flat.clamp(min=0) + torch.arange(k, device=codes.device)[:, None] * codebook_size
+    counts = torch.zeros(k * codebook_size, device=codes.device, dtype=torch.long)
+    counts.index_add_(0, index[valid], torch.ones_like(index[valid]))
+    return counts.view(k, codebook_size)
+
+
+class CodecTask:
+    """Losses and metrics of a neural audio codec trained with (optional) discriminators.
+
+    Args:
+        model: an :class:`~audiotok.audio.base.AudioCodec`, possibly DDP-wrapped.
+        discriminator: a :class:`Discriminators` (possibly DDP-wrapped) or ``None``.
+        loss: the recipe's loss weights.
+        start_step: first step with adversarial losses and discriminator updates.
+        autocast: a context manager factory for mixed precision (bf16 on CUDA).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        discriminator: nn.Module | None,
+        loss: LossConfig,
+        *,
+        start_step: int = 0,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> None:
+        self.generator = model
+        self.discriminator = discriminator
+        self.cfg = loss
+        self.start_step = start_step
+        self.autocast = autocast
+        codec = unwrap(model)
+        self.codec = codec
+        device = next(codec.parameters()).device
+        self.mel = MultiScaleMelLoss(codec.sample_rate, **_kwargs(loss.mel_options)).to(device)
+        self.stft = MultiResolutionSTFTLoss(**_kwargs(loss.stft_options)).to(device)
+        weights = {
+            "mel": loss.mel,
+            "stft": loss.stft,
+            "time_l1": loss.time_l1,
+            "adversarial": loss.adversarial,
+            "feature_matching": loss.feature_matching,
+        }
+        self.weights = weights
+        self.balancer = Balancer(weights) if loss.balancer else None
+        self.bits_per_code = math.log2(codec.codebook_size) if codec.codebook_size > 1 else 0.0
+
+    def adversarial(self, step: int) -> bool:
+        """True when the discriminator trains (and the generator sees it) at ``step``."""
+        return self.discriminator is not None and step >= self.start_step
+
+    def _reconstruction_losses(self, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
+        losses: dict[str, Tensor] = {}
+        if self.cfg.mel > 0:
+            losses["mel"] = self.mel(fake, real)
+        if self.cfg.stft > 0:
+            losses["stft"] = self.stft(fake, real)
+        if self.cfg.time_l1 > 0:
+            losses["time_l1"] = F.l1_loss(fake, real)
+        return losses
+
+    def generator_step(self, batch: Tensor, step: int) -> StepOutput:
+        """Forward the codec, compute every generator loss and back-propagate their sum.
+
+        Args:
+            batch: ``(B, C, T)`` real audio.
+            step: the global step (decides whether adversarial losses are on).
+        """
+        with self.autocast():
+            out = self.generator(batch)
+        fake = out.audio.float()  # (B, C, T); losses run in fp32
+        losses = self._reconstruction_losses(fake, batch)
+        if self.adversarial(step) and (self.cfg.adversarial > 0 or self.cfg.feature_matching > 0):
+            disc = unwrap(self.discriminator)  # no DDP here: its gradients are not wanted
+            disc.requires_grad_(False)
+            try:
+                with self.autocast():
+                    logits, feats = disc(torch.cat([batch, fake], dim=0))
+            finally:
+                disc.requires_grad_(True)
+            real_logits, fake_logits = _split([lg.float() for lg in logits])
+            real_feats = [[t.float().chunk(2)[0] for t in fs] for fs in feats]
+            fake_feats = [[t.float().chunk(2)[1] for t in fs] for fs in feats]
+            del real_logits
+            if self.cfg.adversarial > 0:
+                losses["adversarial"] = hinge_generator_loss(fake_logits)
+            if self.cfg.feature_matching > 0:
+                losses["feature_matching"] = feature_matching_loss(real_feats, fake_feats)
+        commitment = out.loss.float() * self.cfg.commitment
+        weighted = sum((self.weights[k] * v for k, v in losses.items()), fake.new_zeros(()))
+        total = weighted + commitment
+        if self.balancer is not None and losses:
+            grad, _ = self.balancer.gradient(losses, fake)
+            if commitment.requires_grad:
+                torch.autograd.backward([fake, commitment], [grad, torch.ones_like(commitment)])
+            else:
+                fake.backward(grad)
+        else:
+            total.backward()
+        logged = {k: v.detach() for k, v in losses.items()}
+        logged["commitment"] = out.loss.detach().float()
+        logged["total"] = total.detach()
+        return StepOutput(logged, self._metrics(out.codes), out.audio.detach().float())
+
+    def discriminator_step(self, batch: Tensor, out: StepOutput, step: int) -> dict[str, Tensor]:
+        """Hinge loss of the discriminators on ``batch`` vs the step's reconstruction.
+
+        Returns:
+            ``{"disc": loss}`` after ``backward()``; empty before ``start_step``.
+        """
+        if not self.adversarial(step) or out.fake is None:
+            return {}
+        with self.autocast():
+            logits, _ = self.discriminator(torch.cat([batch, out.fake], dim=0))
+        real_logits, fake_logits = _split([lg.float() for lg in logits])
+        loss = hinge_discriminator_loss(real_logits, fake_logits)
+        loss.backward()
+        return {"disc": loss.detach()}
+
+    def _metrics(self, codes: Tensor) -> dict[str, Tensor]:
+        counts = code_counts(codes, self.codec.codebook_size)
+        # codes of stages a sample skipped under quantizer dropout are -1
+        used_per_frame = (codes >= 0).float().sum(1).mean()
+        bitrate = used_per_frame * self.codec.frame_rate * self.bits_per_code
+        return {"code_counts": counts, "bitrate": bitrate.detach()}
+
+    @torch.no_grad()
+    def validation_step(self, batch: Tensor) -> tuple[dict[str, float], Tensor]:
+        """Eval-mode reconstruction metrics of ``batch (B, C, T)`` at all codebooks.
+
+        Returns:
+            ``(metrics, reconstruction (B, C, T))``; metrics hold ``mel`` (the training mel
+            loss), ``stft``, and for residual codecs ``mel@k`` at fewer codebooks.
+        """
+        codec = self.codec
+        with self.autocast():
+            out = codec(batch)
+        fake = out.audio.float()
+        metrics = {"mel": float(self.mel(fake, batch)), "stft": float(self.stft(fake, batch))}
+        k_all = codec.num_codebooks
+        if k_all > 1 and codec.supports_partial_codebooks:
+            for k in sorted({max(1, k_all // 4), max(1, k_all // 2)} - {k_all}):
+                with self.autocast():
+                    partial = codec(batch, num_codebooks=k).audio.float()
+                metrics[f"mel@{k}"] = float(self.mel(partial, batch))
+        return metrics, fake
+
+    def state_dict(self) -> dict[str, Any]:
+        """Balancer averages (empty without a balancer)."""
+        return {"balancer": self.balancer.state_dict()} if self.balancer is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        if self.balancer is not None and "balancer" in state:
+            self.balancer.load_state_dict(state["balancer"])
+
+
+def _kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}

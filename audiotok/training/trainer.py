@@ -1,0 +1,508 @@
+"""The training loop behind ``audiotok train``: one loop for single-process and DDP runs.
+
+Per step: the task's generator step (forward, losses, backward), gradient clipping, an AdamW
+step and a ``LambdaLR`` step (linear warm-up then cosine), then, once adversarial training
+has started, the discriminator's step with its own optimiser and schedule. bf16 autocast is
+used on CUDA only (quantizers run in fp32 by themselves).
+
+Reproducibility: the data order is a function of the seed (a
+:class:`~audiotok.training.sampler.ResumableSampler` seeded with ``seed + epoch``, the
+dataset's own ``set_epoch`` crops, DataLoader worker seeds from a generator seeded the same
+way), and a checkpoint stores everything else (weights, optimisers, schedulers, RNG states
+of every rank, epoch and batches consumed), so a resumed run continues exactly where the
+checkpoint was taken. Validation saves and restores the RNG states around itself, so it
+never changes the training trajectory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from audiotok.errors import UserError
+from audiotok.training import checkpoint as ckpt
+from audiotok.training.config import TrainConfig, load_config
+from audiotok.training.ddp import (
+    DistInfo,
+    all_gather_object,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    unwrap,
+    wrap_ddp,
+)
+from audiotok.training.logging import MetricsLogger, window_code_stats
+from audiotok.training.optim import WarmupSchedule, build_optimizer
+from audiotok.training.sampler import ResumableSampler
+from audiotok.training.tasks import CodecTask, Discriminators
+from audiotok.training.validation import run_validation
+
+__all__ = ["TrainResult", "Trainer", "build_model", "train", "train_recipe"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or stopped) run reports.
+
+    Attributes:
+        run_dir: the run folder.
+        step: the last completed step.
+        checkpoint: the last checkpoint written (None on non-main ranks).
+        metrics: the last logged training metrics.
+    """
+
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    metrics: dict[str, float]
+
+
+def build_model(family: str, config: dict[str, Any]) -> nn.Module:
+    """A model of ``family`` (see :data:`audiotok.hub.MODEL_FAMILIES`) from its config dict.
+
+    Raises:
+        UserError: unknown family or an invalid config (the message says which).
+    """
+    from audiotok.hub import MODEL_FAMILIES
+
+    cls = MODEL_FAMILIES.get(family)
+    if cls is None:
+        raise UserError(f"unknown model family {family!r} ({', '.join(sorted(MODEL_FAMILIES))})")
+    try:
+        return cls(cls.config_class.from_dict(config))
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"bad model.config for {family}: {exc}") from None
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Builds everything a recipe describes and runs the loop.
+
+    Args:
+        config: the validated recipe.
+        resume: ``False`` (fresh run; refuses a ``run_dir`` that has checkpoints), ``True``
+            (the latest checkpoint of ``run_dir``) or a checkpoint path.
+        dist: this process's place in a DDP job (default: from torchrun's variables).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool | str | os.PathLike = False,
+        dist: DistInfo | None = None,
+    ) -> None:
+        self.cfg = config
+        self.dist = dist or init_distributed(config.device)
+        self.device = self.dist.device
+        self.run_dir = Path(config.run_dir or "runs/default")
+        state = self._resume_state(resume)
+        _seed_all(config.seed)  # identical initial weights on every rank
+        model = build_model(config.model.family, config.model.config).to(self.device)
+        self.sample_rate, self.channels = model.sample_rate, model.channels
+        dcfg = config.discriminator
+        disc = None
+        if dcfg.enabled and (dcfg.msstft is not None or dcfg.mpd is not None):
+            try:
+                disc = Discriminators.build(dcfg.msstft, dcfg.mpd, model.channels)
+            except (ValueError, TypeError) as exc:
+                raise UserError(f"bad discriminator settings: {exc}") from None
+            disc = disc.to(self.device)
+        o = config.optim
+        self.opt_g, self.sched_g = build_optimizer(
+            model.parameters(),
+            lr=o.lr,
+            betas=o.betas,
+            weight_decay=o.weight_decay,
+            schedule=self._schedule(),
+        )
+        self.opt_d = self.sched_d = None
+        if disc is not None:
+            self.opt_d, self.sched_d = build_optimizer(
+                disc.parameters(),
+                lr=dcfg.lr if dcfg.lr is not None else o.lr,
+                betas=dcfg.betas if dcfg.betas is not None else o.betas,
+                weight_decay=dcfg.weight_decay,
+                schedule=self._schedule(offset=dcfg.start_step),
+            )
+        self.step = self.epoch = self.batch_in_epoch = 0
+        if state is not None:
+            self._load_state(state, model, disc)
+        self.model = wrap_ddp(model, self.dist, find_unused_parameters=True)
+        self.disc = wrap_ddp(disc, self.dist) if disc is not None else None
+        self.precision = self._precision()
+        self.task = CodecTask(
+            self.model, self.disc, config.loss, start_step=dcfg.start_step, autocast=self._autocast
+        )
+        if state is not None:
+            self.task.load_state_dict(state.get("task", {}))
+        self._build_data()
+        if state is not None:
+            self._restore_rng(state)
+        else:
+            _seed_all(config.seed + self.dist.rank)
+        self.last_checkpoint: Path | None = None
+
+    # -- setup ------------------------------------------------------------------------------
+    def _schedule(self, offset: int = 0) -> WarmupSchedule:
+        """The recipe's schedule; the discriminator's counts its own steps, which start at
+        ``discriminator.start_step`` (``offset``)."""
+        o = self.cfg.optim
+        span = max(o.max_steps - offset, 1)
+        return WarmupSchedule(o.warmup_steps, span, o.schedule, o.min_lr_ratio)
+
+    def _precision(self) -> str:
+        p = self.cfg.precision
+        if self.device.type != "cuda":
+            return "fp32"  # bf16 autocast is used on CUDA only
+        if p == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return p
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _resume_state(self, resume: bool | str | os.PathLike) -> dict[str, Any] | None:
+        if resume is False or resume is None:
+            if ckpt.latest_checkpoint(self.run_dir) is not None:
+                raise UserError(
+                    f"{self.run_dir} already has checkpoints: pass --resume to continue that "
+                    "run, or choose another --run-dir"
+                )
+            return None
+        path = ckpt.latest_checkpoint(self.run_dir) if resume is True else Path(resume)
+        if path is None:
+            raise UserError(f"nothing to resume: {self.run_dir} has no checkpoints")
+        return ckpt.load_checkpoint(path, map_location=self.device)
+
+    def _load_state(self, state: dict[str, Any], model: nn.Module, disc: nn.Module | None) -> None:
+        saved = state["config"].get("model", {})
+        if saved.get("family") != self.cfg.model.family:
+            raise UserError(
+                f"checkpoint is a {saved.get('family')!r} model, the recipe a "
+                f"{self.cfg.model.family!r} one"
+            )
+        try:
+            model.load_state_dict(state["model"])
+            if disc is not None and state.get("discriminator") is not None:
+                disc.load_state_dict(state["discriminator"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise UserError(f"checkpoint does not match the recipe's model: {first}") from None
+        self.opt_g.load_state_dict(state["optimizer"])
+        self.sched_g.load_state_dict(state["scheduler"])
+        if self.opt_d is not None and state.get("disc_optimizer") is not None:
+            self.opt_d.load_state_dict(state["disc_optimizer"])
+            self.sched_d.load_state_dict(state["disc_scheduler"])
+        # the recipe, not the checkpoint, decides the schedule (e.g. a longer --max-steps)
+        self.sched_g.lr_lambdas[0].__dict__.update(vars(self._schedule()))
+        if self.sched_d is not None:
+            offset = self.cfg.discriminator.start_step
+            self.sched_d.lr_lambdas[0].__dict__.update(vars(self._schedule(offset)))
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+
+    def _restore_rng(self, state: dict[str, Any]) -> None:
+        states = state.get("rng") or []
+        if len(states) == self.dist.world_size:
+            ckpt.set_rng_state(states[self.dist.rank])
+        else:  # a different world size cannot continue the same random streams
+            _seed_all(self.cfg.seed + self.dist.rank + 7919 * self.step)
+
+    def _build_data(self) -> None:
+        from audiotok.data import build_audio_dataset
+
+        d = self.cfg.data
+        sr = d.sample_rate or self.sample_rate
+        ch = d.channels or self.channels
+        if sr != self.sample_rate or ch != self.channels:
+            raise UserError(
+                f"data is {sr} Hz / {ch} ch but the model is {self.sample_rate} Hz / "
+                f"{self.channels} ch (data.sample_rate / data.channels must match the model)"
+            )
+        if not d.train:
+            raise UserError("no training data: set data.train (folder, file list or manifest)")
+        extra = {"num_examples": d.examples_per_epoch} if d.examples_per_epoch else {}
+        self.train_set = build_audio_dataset(
+            d.train,
+            sr,
+            ch,
+            d.segment_seconds,
+            train=True,
+            preload=d.preload,
+            seed=self.cfg.seed,
+            loudness_db=d.loudness_db,
+            **extra,
+        )
+        self.sampler = ResumableSampler(
+            len(self.train_set),
+            seed=self.cfg.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        if self.sampler.shard_size < d.batch_size:
+            raise UserError(
+                f"an epoch has {self.sampler.shard_size} examples per process, fewer than "
+                f"data.batch_size={d.batch_size} (add files or set data.examples_per_epoch)"
+            )
+        self.dev_set = None
+        v = self.cfg.validation
+        if d.dev and v.every > 0 and self.dist.is_main:
+            self.dev_set = build_audio_dataset(
+                d.dev,
+                sr,
+                ch,
+                v.segment_seconds or d.segment_seconds,
+                train=False,
+                loudness_db=d.loudness_db,
+                max_files=v.num_batches * d.batch_size,
+            )
+
+    def _loader(self) -> DataLoader:
+        d = self.cfg.data
+        self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * d.batch_size)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        g = torch.Generator()
+        g.manual_seed(self.cfg.seed + self.epoch)  # worker seeds; keeps the global RNG untouched
+        return DataLoader(
+            self.train_set,
+            batch_size=d.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=d.num_workers,
+            generator=g,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    # -- one step ---------------------------------------------------------------------------
+    def _clip(self, module: nn.Module, max_norm: float | None) -> torch.Tensor | None:
+        if max_norm is None or max_norm <= 0:
+            return None
+        return nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One generator (+ discriminator) update on ``batch: (B, C, T)``; returns metrics."""
+        batch = batch.to(self.device, non_blocking=True)
+        self.model.train()
+        if self.disc is not None:
+            self.disc.train()
+        self.opt_g.zero_grad(set_to_none=True)
+        out = self.task.generator_step(batch, self.step)
+        grad_norm = self._clip(self.model, self.cfg.optim.grad_clip)
+        self.opt_g.step()
+        self.sched_g.step()
+        logs = {**out.losses, **out.metrics}
+        if grad_norm is not None:
+            logs["grad_norm"] = grad_norm.detach()
+        if self.opt_d is not None:
+            if self.task.adversarial(self.step):
+                self.opt_d.zero_grad(set_to_none=True)
+                logs.update(self.task.discriminator_step(batch, out, self.step))
+                d_norm = self._clip(self.disc, self.cfg.discriminator.grad_clip)
+                if d_norm is not None:
+                    logs["disc_grad_norm"] = d_norm.detach()
+                self.opt_d.step()
+                self.sched_d.step()
+        self.step += 1
+        return logs
+
+    # -- saving -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint of the current step (every rank must call it: RNG states are
+        gathered from all ranks)."""
+        rng = all_gather_object(ckpt.rng_state())
+        disc = unwrap(self.disc) if self.disc is not None else None
+        return {
+            "format": "audiotok-training-checkpoint",
+            "version": 1,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "model": unwrap(self.model).state_dict(),
+            "discriminator": disc.state_dict() if disc is not None else None,
+            "optimizer": self.opt_g.state_dict(),
+            "scheduler": self.sched_g.state_dict(),
+            "disc_optimizer": self.opt_d.state_dict() if self.opt_d is not None else None,
+            "disc_scheduler": self.sched_d.state_dict() if self.sched_d is not None else None,
+            "task": self.task.state_dict(),
+            "rng": rng,
+            "world_size": self.dist.world_size,
+            "config": self.cfg.to_dict(),
+        }
+
+    def save(self) -> Path | None:
+        """Write this step's checkpoint (main rank) and prune old ones."""
+        state = self.state_dict()
+        if not self.dist.is_main:
+            return None
+        path = ckpt.save_checkpoint(state, ckpt.checkpoint_path(self.run_dir, self.step))
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.checkpoint.keep_last)
+        self.last_checkpoint = path
+        return path
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self, stop_at: int | None = None) -> TrainResult:
+        """Train until ``optim.max_steps`` (or ``stop_at``, which leaves the schedule alone).
+
+        Returns:
+            :class:`TrainResult` of the last step.
+        """
+        cfg = self.cfg
+        end = min(cfg.optim.max_steps, stop_at) if stop_at is not None else cfg.optim.max_steps
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+            )
+        logger = MetricsLogger(
+            self.run_dir,
+            total_steps=end,
+            start_step=self.step,
+            enabled=main,
+            tensorboard=cfg.log.tensorboard,
+            progress=cfg.log.progress,
+        )
+        window: dict[str, Any] = {}
+        n_window, t_window, last = 0, time.perf_counter(), {}
+        saved_at = self.step
+        audio_per_step = cfg.data.batch_size * self.dist.world_size * cfg.data.segment_seconds
+        try:
+            while self.step < end:
+                for batch in self._loader():
+                    logs = self.train_step(batch)
+                    self.batch_in_epoch += 1
+                    for k, v in logs.items():
+                        window[k] = window[k] + v if k in window else v
+                    n_window += 1
+                    if self.step % cfg.log.every == 0 or self.step == end:
+                        elapsed = max(time.perf_counter() - t_window, 1e-9)
+                        last = self._summarise(window, n_window)
+                        last["lr"] = self.sched_g.get_last_lr()[0]
+                        last["steps_per_s"] = n_window / elapsed
+                        last["audio_s_per_s"] = n_window * audio_per_step / elapsed
+                        last["epoch"] = self.epoch
+                        logger.log(self.step, "train", last)
+                        keys = ("total", "mel", "disc", "bitrate", "usage")
+                        logger.progress(
+                            self.step, last["steps_per_s"], {k: last[k] for k in keys if k in last}
+                        )
+                        window, n_window, t_window = {}, 0, time.perf_counter()
+                    v = cfg.validation
+                    if v.every > 0 and (self.step % v.every == 0 or self.step == end):
+                        self._validate(logger)
+                    if self.step % cfg.checkpoint.every == 0 or self.step == end:
+                        self.save()
+                        saved_at = self.step
+                    if self.step >= end:
+                        break
+                else:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+        except KeyboardInterrupt:
+            if not self.dist.distributed and self.step > saved_at:
+                self.save()  # the last completed step, for --resume
+            raise
+        finally:
+            logger.close()
+        return TrainResult(self.run_dir, self.step, self.last_checkpoint, last)
+
+    def _summarise(self, window: dict[str, Any], n: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for k, v in window.items():
+            if k == "code_counts":
+                out.update(window_code_stats(v))
+            elif torch.is_tensor(v) and v.numel() == 1:
+                out[k] = float(v) / n
+        return out
+
+    def _validate(self, logger: MetricsLogger) -> None:
+        if self.dist.is_main and self.dev_set is not None:
+            saved = ckpt.rng_state()
+            try:
+                metrics = run_validation(
+                    self.task,
+                    self.dev_set,
+                    batch_size=self.cfg.data.batch_size,
+                    num_batches=self.cfg.validation.num_batches,
+                    num_audio_samples=self.cfg.validation.num_audio_samples,
+                    out_dir=self.run_dir / "samples" / f"step_{self.step}",
+                    device=self.device,
+                )
+            finally:
+                ckpt.set_rng_state(saved)
+            logger.log(self.step, "val", metrics)
+            logger.message(
+                f"step {self.step} val " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            )
+        barrier()
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool | str | os.PathLike = False,
+    stop_at: int | None = None,
+) -> TrainResult:
+    """Run a recipe in this process (joining a DDP job when torchrun started it).
+
+    Args:
+        config: the recipe.
+        resume: ``True`` for ``run_dir``'s latest checkpoint, or a checkpoint path.
+        stop_at: stop after this step without changing the LR schedule (tests, time limits).
+    """
+    dist = init_distributed(config.device)
+    try:
+        return Trainer(config, resume=resume, dist=dist).fit(stop_at=stop_at)
+    finally:
+        cleanup_distributed()
+
+
+def train_recipe(
+    recipe: str | os.PathLike,
+    overrides: list[str] | None = None,
+    *,
+    resume: bool = False,
+    resume_from: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+    max_steps: int | None = None,
+) -> TrainResult:
+    """What ``audiotok train`` does: load the recipe with overrides, then :func:`train`.
+
+    ``run_dir`` and ``max_steps`` are shorthands for ``--set run_dir=...`` and
+    ``--set optim.max_steps=...`` (the latter also sets the cosine schedule's length).
+    """
+    config = load_config(recipe, list(overrides or []))
+    if run_dir is not None:
+        config = dataclasses.replace(config, run_dir=str(run_dir))
+    if max_steps is not None:
+        if max_steps < 1:
+            raise UserError(f"--max-steps must be >= 1, got {max_steps}")
+        config = dataclasses.replace(
+            config, optim=dataclasses.replace(config.optim, max_steps=int(max_steps))
+        )
+    target: bool | str | os.PathLike = resume_from if resume_from is not None else resume
+    return train(config, resume=target)
