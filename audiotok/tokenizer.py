@@ -411,20 +411,26 @@ class AudioTokenizer:
             )
         return c
 
-    def _decode_blocks(self, codes: Tensor, progress: Progress | None = None) -> Iterator[Tensor]:
-        """Decode ``codes (B, k, F)`` window by window; yields consecutive ``(B, C, n)``."""
-        frames, hop, batch = codes.shape[-1], self.hop_length, codes.shape[0]
+    def _decode_plan(self, frames: int) -> list[_Window]:
         ctx = self.decoder_context
-        chunk = self.chunk_frames if ctx is not None else frames
-        windows = plan_windows(frames, chunk, ctx or 0)
-        for group in _groups(windows, lambda w: w[1] - w[0], max(1, self.batch_size // batch)):
-            x = torch.cat([codes[:, :, ws:we] for ws, we, _, _ in group]).to(self.device)
+        return plan_windows(frames, self.chunk_frames if ctx is not None else frames, ctx or 0)
+
+    def _decode_windows(
+        self, items: list[Tensor], jobs: list[tuple], progress: Progress | None = None
+    ) -> Iterator[tuple[int, int, Tensor]]:
+        """Decode ``jobs = [(item, ws, we, s, e)]`` (frames) of ``items [(k, F_b)]``.
+
+        Yields ``(item, s, wav (C, (e - s) * hop_length))`` in job order.
+        """
+        hop = self.hop_length
+        for group in _groups(jobs, lambda j: j[2] - j[1], self.batch_size):
+            x = torch.stack([items[i][:, ws:we] for i, ws, we, _, _ in group]).to(self.device)
             with torch.inference_mode():
-                wav = self.model.decode(x).float().cpu()  # (len(group) * B, C, L)
-            for i, (ws, _, s, e) in enumerate(group):
-                yield wav[i * batch : (i + 1) * batch, :, (s - ws) * hop : (e - ws) * hop]
+                wav = self.model.decode(x).float().cpu()  # (N, C, L)
+            for (i, ws, _, s, e), w in zip(group, wav, strict=True):
+                yield i, s, w[:, (s - ws) * hop : (e - ws) * hop]
             if progress is not None:
-                progress(group[-1][3], frames)
+                progress(group[-1][4], items[group[-1][0]].shape[-1])
 
     def decode(self, codes: Any, *, length: int | Sequence[int] | None = None) -> Tensor:
         """Codes to audio at the model's sample rate.
@@ -432,25 +438,34 @@ class AudioTokenizer:
         Args:
             codes: integer numpy array or tensor, ``(k, T')`` or ``(B, k, T')``, with
                 ``k <= num_codebooks`` (the first ``k`` codebooks).
-            length: samples to keep, one int or one per item (default ``T' * hop_length``);
-                samples past an item's own length are 0.
+            length: samples per item, one int or one per item (default ``T' * hop_length``).
+                Frames past ``ceil(length / hop_length)`` are padding and are not decoded,
+                so a padded batch decodes exactly like its items alone; samples past an
+                item's length are 0.
 
         Returns:
-            ``(B, C, T)`` float32 on the CPU.
+            ``(B, C, T)`` float32 on the CPU, ``T = max(length)``.
 
         Raises:
             UserError: bad dtype, shape, codebook count, out-of-range code or length.
         """
         c = self._check_codes(codes)
-        wav = torch.cat(list(self._decode_blocks(c)), dim=-1)
+        batch, hop, full = c.shape[0], self.hop_length, c.shape[-1] * self.hop_length
         if length is None:
-            return wav
-        lens = [int(length)] * c.shape[0] if isinstance(length, int) else [int(n) for n in length]
-        if len(lens) != c.shape[0] or not all(0 <= n <= wav.shape[-1] for n in lens):
-            raise UserError(f"length {length} does not fit {wav.shape[-1]} decoded samples")
-        out = wav[..., : max(lens)].clone()
-        for i, n in enumerate(lens):
-            out[i, :, n:] = 0
+            lens = [full] * batch
+        elif isinstance(length, int | np.integer):
+            lens = [int(length)] * batch
+        else:
+            lens = [int(n) for n in length]
+        if len(lens) != batch or not all(0 <= n <= full for n in lens):
+            raise UserError(f"length {length} does not fit {full} samples of codes")
+        items = [c[b, :, : -(-n // hop)] for b, n in enumerate(lens)]
+        jobs = [(b, *w) for b, it in enumerate(items) for w in self._decode_plan(it.shape[-1])]
+        jobs.sort(key=lambda j: j[2] - j[1])  # equal-length windows share a batch
+        out = torch.zeros(batch, self.channels, max(lens))
+        for b, s, w in self._decode_windows(items, jobs):
+            seg = w[:, : max(0, lens[b] - s * hop)]
+            out[b, :, s * hop : s * hop + seg.shape[-1]] = seg
         return out
 
     def decode_to_file(
@@ -485,10 +500,12 @@ class AudioTokenizer:
             model_len = min(model_len, round(length * self.sample_rate / out_rate))
         want = int(length) if length is not None else round(model_len * out_rate / self.sample_rate)
         resample = Resampler(self.sample_rate, out_rate, self.channels)
+        item = c[0, :, : -(-model_len // self.hop_length)]
+        jobs = [(0, *w) for w in self._decode_plan(item.shape[-1])]
         with AudioWriter(path, out_rate, self.channels, force=force) as writer:
             fed = 0
-            for block in self._decode_blocks(c, progress):
-                block = block[0, :, : max(0, model_len - fed)].numpy()
+            for _, _, wav in self._decode_windows([item], jobs, progress):
+                block = wav[:, : max(0, model_len - fed)].numpy()
                 fed += block.shape[-1]
                 out = resample(block, last=fed >= model_len)
                 writer.write(out[:, : max(0, want - writer.frames_written)])
