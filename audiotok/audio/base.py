@@ -107,7 +107,8 @@ class CodecOutput:
 
     Attributes:
         audio: ``(B, C, T)`` float, the reconstruction, same length as the input.
-        codes: ``(B, K, T')`` long, ``T' = ceil(T / hop_length)``.
+        codes: ``(B, K, T')`` long, ``T' = ceil(T / hop_length)``. In training with
+            quantizer dropout, rows of the stages a sample skipped are ``-1``.
         loss: scalar float, the quantizer's auxiliary loss (commitment/codebook terms).
         metrics: detached logging values from the quantizer (``perplexity``, ``usage``, ...).
     """
