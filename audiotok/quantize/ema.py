@@ -40,16 +40,18 @@ class KMeansInit:
     Args:
         iters: Lloyd iterations.
         max_samples: at most this many vectors (over all ranks) are clustered.
+        plusplus: k-means++ seeding (else random distinct samples).
     """
 
     iters: int = 10
     max_samples: int = 65536
+    plusplus: bool = True
 
     def __call__(self, x: Tensor, codebook_size: int) -> tuple[Tensor, Tensor]:
         """``x: (N, D)`` -> ``centroids (K, D)``, ``counts (K,)`` float."""
         if x.shape[0] > self.max_samples:
             x = QF.sample_rows(x, self.max_samples)
-        return QF.kmeans(x, codebook_size, self.iters)
+        return QF.kmeans(x, codebook_size, self.iters, plusplus=self.plusplus)
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,12 @@ class EMAVectorQuantizer(Quantizer):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _update(self, flat: Tensor, codes: Tensor, counts: Tensor) -> None:
-        """One EMA step from this batch's (all-reduced) counts and sums, then restarts."""
+    def _update(self, flat: Tensor, codes: Tensor, counts: Tensor) -> int:
+        """One EMA step from this batch's (all-reduced) counts and sums, then restarts.
+
+        Returns:
+            The number of codes restarted.
+        """
         stats = torch.cat([counts[:, None], QF.code_sums(flat, codes, self.codebook_size)], 1)
         D.all_reduce_sum_(stats)  # one collective for counts and sums
         QF.ema_update_(self.ema_counts, stats[:, 0], self.decay)
@@ -171,20 +177,21 @@ class EMAVectorQuantizer(Quantizer):
         self.codebook.copy_(self.ema_sums / smoothed[:, None])
         self.steps += 1
         if self.restart is not None and int(self.steps) % self.restart.every == 0:
-            self._restart(flat)
+            return self._restart(flat)
+        return 0
 
     @torch.no_grad()
-    def _restart(self, flat: Tensor) -> None:
-        """Restart dead codes from random gathered vectors chosen on rank 0."""
+    def _restart(self, flat: Tensor) -> int:
+        """Restart dead codes from random gathered vectors chosen on rank 0; returns how many."""
         assert self.restart is not None
         dead = self.restart.dead(self.ema_counts)  # identical on all ranks
         num_dead = int(dead.sum())
         if num_dead == 0:
-            return
+            return 0
         local = QF.sample_rows(flat, num_dead) if flat.shape[0] else flat
         pool = D.gather_rows(local.contiguous())
         if pool.shape[0] == 0:
-            return
+            return 0
         if D.rank() == 0:
             vectors = QF.sample_rows(pool, num_dead)
         else:
@@ -194,6 +201,7 @@ class EMAVectorQuantizer(Quantizer):
         self.codebook[dead] = vectors
         self.ema_counts[dead] = count
         self.ema_sums[dead] = vectors * count
+        return num_dead
 
     # -- contract ------------------------------------------------------------------------
     def _forward(self, z: Tensor) -> QuantizerOutput:
@@ -204,8 +212,7 @@ class EMAVectorQuantizer(Quantizer):
         codes = QF.nearest_code(flat.detach(), codebook)
         code_vectors = F.embedding(codes, codebook)
         counts = QF.code_counts(codes, self.codebook_size)
-        if self.training:
-            self._update(flat.detach(), codes, counts)
+        restarted = self._update(flat.detach(), codes, counts) if self.training else 0
         if flat.shape[0]:
             loss = self.beta * F.mse_loss(flat, code_vectors)
         else:
@@ -213,7 +220,9 @@ class EMAVectorQuantizer(Quantizer):
         # straight-through; exactly code_vectors in value, identity gradient to z
         quantized = code_vectors + (flat - flat.detach()) if flat.requires_grad else code_vectors
         codes = codes.reshape(z.shape[:-1])
-        return QuantizerOutput(quantized.reshape(z.shape), codes, loss, QF.counts_metrics(counts))
+        metrics = QF.counts_metrics(counts)
+        metrics["restarted"] = torch.tensor(float(restarted), device=z.device)
+        return QuantizerOutput(quantized.reshape(z.shape), codes, loss, metrics)
 
     def _encode(self, z: Tensor) -> Tensor:
         return QF.nearest_code(z.reshape(-1, self.dim), self.codebook).reshape(z.shape[:-1])

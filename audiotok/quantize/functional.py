@@ -8,9 +8,9 @@ processed in blocks so the ``(rows, K)`` distance block stays small (cache-resid
 N is. Counts and per-code sums use ``bincount`` / ``index_add_``: no ``(N, K)`` one-hot matrix
 is ever built.
 
-References: VQ-VAE (arXiv:1711.00937, EMA codebook in its appendix); k-means++ style data
-initialisation is not used, plain Lloyd iterations from random samples as in SoundStream
-(arXiv:2107.03312) and EnCodec (arXiv:2210.13438).
+References: VQ-VAE (arXiv:1711.00937, EMA codebook in its appendix); k-means codebook
+initialisation as in SoundStream (arXiv:2107.03312) and EnCodec (arXiv:2210.13438), seeded
+with k-means++ (Arthur & Vassilvitskii 2007) rather than random samples.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "counts_metrics",
     "perplexity",
     "kmeans",
+    "kmeans_plusplus",
     "ema_update_",
     "laplace_smoothing",
     "sample_rows",
@@ -138,14 +139,17 @@ def kmeans(
     num_clusters: int,
     iters: int = 10,
     *,
+    plusplus: bool = True,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Lloyd's k-means, initialised from random samples; batched over a leading group axis.
+    """Lloyd's k-means, batched over a leading group axis.
 
     Args:
         x: ``(N, D)`` or ``(G, N, D)`` float (G independent problems, e.g. codebook groups).
         num_clusters: K.
         iters: Lloyd iterations; an empty cluster keeps its previous centroid.
+        plusplus: seed with k-means++ (Arthur & Vassilvitskii, SODA 2007), which
+            rarely leaves two centroids in one cluster; random distinct samples otherwise.
         generator: for reproducible initial samples.
 
     Returns:
@@ -153,10 +157,15 @@ def kmeans(
         ``(G, K, D)`` and ``(G, K)`` for a grouped input.
     """
     if x.dim() == 3:
-        results = [kmeans(xg, num_clusters, iters, generator=generator) for xg in x]
+        results = [
+            kmeans(xg, num_clusters, iters, plusplus=plusplus, generator=generator) for xg in x
+        ]
         return torch.stack([c for c, _ in results]), torch.stack([n for _, n in results])
     x = x.float()
-    centroids = sample_rows(x, num_clusters, generator).clone()
+    if plusplus and x.shape[0] > num_clusters:
+        centroids = kmeans_plusplus(x, num_clusters, generator=generator)
+    else:
+        centroids = sample_rows(x, num_clusters, generator).clone()
     counts = x.new_zeros(num_clusters)
     for _ in range(max(iters, 1)):
         codes = nearest_code(x, centroids)
@@ -165,6 +174,39 @@ def kmeans(
         filled = counts > 0
         centroids = torch.where(filled[:, None], sums / counts.clamp_min(1.0)[:, None], centroids)
     return centroids, counts
+
+
+@torch.no_grad()
+def kmeans_plusplus(
+    x: Tensor, num_clusters: int, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """k-means++ seeding: each new centroid is a sample drawn with probability ~ D(x)^2.
+
+    Args:
+        x: ``(N, D)`` float.
+        num_clusters: K.
+        generator: for reproducible draws.
+
+    Returns:
+        ``(K, D)`` initial centroids (rows of ``x``).
+    """
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    n = x.shape[0]
+    chosen = torch.empty(num_clusters, dtype=torch.long)
+    chosen[0] = int(torch.randint(0, n, (1,), generator=generator, device=gen_device))
+    sqnorm = x.pow(2).sum(dim=1)
+
+    def sqdist(i: int) -> Tensor:  # ||x - x_i||^2 for all rows, one matrix-vector product
+        return torch.addmv(sqnorm + sqnorm[i], x, x[i], alpha=-2.0).clamp_min_(0.0)
+
+    closest = sqdist(int(chosen[0]))
+    for i in range(1, num_clusters):
+        weights = closest.to(gen_device)
+        if float(weights.sum()) <= 0:  # fewer distinct points than clusters
+            weights = torch.ones_like(weights)
+        chosen[i] = int(torch.multinomial(weights, 1, generator=generator))
+        torch.minimum(closest, sqdist(int(chosen[i])), out=closest)
+    return x[chosen.to(x.device)].clone()
 
 
 @torch.no_grad()

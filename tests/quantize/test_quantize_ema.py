@@ -1,0 +1,121 @@
+"""EMA codebooks: the update rule, k-means init, dead-code restarts, collapse avoidance."""
+
+from __future__ import annotations
+
+import torch
+
+from audiotok.quantize import DeadCodeRestart, EMAVectorQuantizer, KMeansInit, VectorQuantizer
+
+DIM, CODES = 8, 64
+
+
+def clustered(centers: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` points around randomly chosen ``centers (C, D)``: ``(n, D)``."""
+    idx = torch.randint(0, centers.shape[0], (n,), generator=generator)
+    return centers[idx] + 0.1 * torch.randn(n, centers.shape[1], generator=generator)
+
+
+def test_ema_update_rule() -> None:
+    q = EMAVectorQuantizer(1, 2, decay=0.5, epsilon=1e-9)
+    with torch.no_grad():
+        q.codebook.copy_(torch.tensor([[-1.0], [1.0]]))
+        q.ema_sums.copy_(q.codebook)
+        q.ema_counts.fill_(1.0)
+    q.train()
+    out = q(torch.tensor([[-2.0], [-1.5], [3.0]]))
+    assert out.codes.tolist() == [0, 0, 1]
+    torch.testing.assert_close(out.quantized, torch.tensor([[-1.0], [-1.0], [1.0]]))
+    torch.testing.assert_close(q.ema_counts, torch.tensor([1.5, 1.0]))
+    torch.testing.assert_close(q.ema_sums, torch.tensor([[-2.25], [2.0]]))
+    torch.testing.assert_close(q.codebook, torch.tensor([[-1.5], [2.0]]), rtol=0, atol=1e-6)
+    # eval mode never changes the codebook
+    q.eval()
+    before = q.codebook.clone()
+    q(torch.randn(10, 1))
+    assert torch.equal(q.codebook, before)
+
+
+def test_only_the_commitment_loss_is_returned() -> None:
+    q = EMAVectorQuantizer(DIM, 16, beta=0.5).eval()
+    z = torch.randn(5, DIM)
+    out = q(z)
+    torch.testing.assert_close(out.loss, 0.5 * (out.quantized - z).square().mean())
+    assert not any(p.requires_grad for p in q.parameters())
+
+
+def test_kmeans_init_finds_the_clusters() -> None:
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(16, DIM, generator=g) * 4
+    q = EMAVectorQuantizer(DIM, 16, init=KMeansInit(iters=10))
+    assert not bool(q.initialized)
+    q.eval()
+    q(clustered(centers, 512, g))  # eval mode does not initialise
+    assert not bool(q.initialized)
+    q.train()
+    q(clustered(centers, 2048, g))
+    assert bool(q.initialized)
+    nearest = torch.cdist(centers, q.codebook).min(dim=1).values
+    assert (nearest < 0.5).sum() >= 14  # Lloyd from random samples may merge a pair
+
+
+def test_restart_replaces_dead_code_and_resets_its_ema() -> None:
+    q = EMAVectorQuantizer(4, 8, decay=0.9, restart=DeadCodeRestart(threshold=2.0))
+    with torch.no_grad():
+        q.codebook.copy_(0.1 * torch.randn(8, 4))
+        q.codebook[0] = 100.0  # far from every input: never chosen
+        q.ema_counts.fill_(50.0)
+        q.ema_counts[0] = 1.0
+        q.ema_sums.copy_(q.codebook * q.ema_counts[:, None])
+    z = torch.randn(256, 4)
+    q.train()
+    out = q(z)
+    assert int(out.metrics["restarted"]) == 1
+    assert torch.cdist(q.codebook[:1], z).min() < 1e-5  # code 0 is now an input vector
+    assert float(q.ema_counts[0]) >= 2.0
+    torch.testing.assert_close(q.ema_sums[0], q.codebook[0] * q.ema_counts[0])
+    # the next EMA step must not drag the code back towards the stale average (100)
+    q(torch.randn(256, 4))
+    assert float(q.codebook[0].abs().max()) < 10.0
+
+
+def test_ema_with_kmeans_and_restarts_uses_the_codebook_where_plain_vq_collapses() -> None:
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(CODES, DIM, generator=g) * 3 + 4.0  # data far from the origin
+
+    ema = EMAVectorQuantizer(
+        DIM, CODES, init=KMeansInit(iters=10), restart=DeadCodeRestart(threshold=2.0)
+    ).train()
+    for _ in range(30):
+        ema(clustered(centers, 2048, g))
+    ema.eval()
+    ema_usage = float(ema(clustered(centers, 8192, g)).metrics["usage"])
+
+    vq = VectorQuantizer(DIM, CODES).train()  # small uniform init around the origin
+    for _ in range(30):
+        out = vq(clustered(centers, 2048, g))
+        vq.zero_grad()
+        out.loss.backward()
+        with torch.no_grad():
+            vq.codebook -= CODES * vq.codebook.grad  # plain SGD on the codebook loss
+    vq.eval()
+    vq_usage = float(vq(clustered(centers, 8192, g)).metrics["usage"])
+
+    assert ema_usage > 0.9, ema_usage
+    assert vq_usage < 0.3, vq_usage
+
+
+def test_restarts_alone_revive_a_random_ema_codebook() -> None:
+    g = torch.Generator().manual_seed(1)
+    centers = torch.randn(CODES, DIM, generator=g) * 3 + 4.0
+    plain = EMAVectorQuantizer(DIM, CODES).train()
+    restarted = EMAVectorQuantizer(DIM, CODES, restart=DeadCodeRestart(threshold=2.0)).train()
+    restarted.load_state_dict(plain.state_dict())
+    for _ in range(30):
+        batch = clustered(centers, 2048, g)
+        plain(batch)
+        restarted(batch)
+    test = clustered(centers, 8192, g)
+    plain.eval()
+    restarted.eval()
+    assert float(plain(test).metrics["usage"]) < 0.5
+    assert float(restarted(test).metrics["usage"]) > 0.8

@@ -1,0 +1,137 @@
+"""ResidualQuantizer: partial bitrates, quantizer dropout, gradient paths."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from audiotok.quantize import (
+    FSQ,
+    EMAVectorQuantizer,
+    GroupedResidualQuantizer,
+    KMeansInit,
+    ResidualQuantizer,
+    VectorQuantizer,
+)
+
+D, K = 8, 4
+
+
+def fitted_rvq(dropout: float = 0.0) -> ResidualQuantizer:
+    q = ResidualQuantizer.from_factory(
+        lambda: EMAVectorQuantizer(D, 16, init=KMeansInit(iters=5)), K, dropout=dropout
+    )
+    q.train()
+    for _ in range(3):
+        q(torch.randn(16, 32, D))
+    return q.eval()
+
+
+def test_more_stages_give_lower_error() -> None:
+    q = fitted_rvq()
+    z = torch.randn(16, 32, D)
+    errors = [float((q(z, num_codebooks=k).quantized - z).square().mean()) for k in range(1, K + 1)]
+    assert all(a > b for a, b in zip(errors, errors[1:], strict=False)), errors
+    assert errors[-1] < 0.6 * errors[0]
+
+
+def test_partial_decode_is_the_partial_sum() -> None:
+    q = fitted_rvq()
+    z = torch.randn(3, 20, D)
+    codes = q.encode(z)
+    assert codes.shape == (3, 20, K)
+    for k in range(1, K + 1):
+        assert torch.equal(q.encode(z, num_codebooks=k), codes[..., :k])
+        partial = sum(q.stages[i].decode(codes[..., i]) for i in range(k))
+        torch.testing.assert_close(q.decode(codes[..., :k]), partial)
+        torch.testing.assert_close(q(z, num_codebooks=k).quantized, partial)
+        assert q(z, num_codebooks=k).codes.shape == (3, 20, k)
+
+
+def test_num_codebooks_out_of_range_raises() -> None:
+    q = fitted_rvq()
+    z = torch.randn(2, 5, D)
+    for bad in (0, K + 1):
+        with pytest.raises(ValueError):
+            q(z, num_codebooks=bad)
+        with pytest.raises(ValueError):
+            q.encode(z, num_codebooks=bad)
+
+
+def test_quantizer_dropout_varies_stages_per_sample_in_training_only() -> None:
+    q = fitted_rvq(dropout=1.0)
+    z = torch.randn(64, 6, D)
+    q.train()
+    before = copy.deepcopy(q)  # the EMA codebooks move during the training forward
+    out = q(z)
+    used = (out.codes >= 0).sum(dim=-1)  # (B, T): stages used at each position
+    assert torch.all(used == used[:, :1]), "a sample uses the same stages at every position"
+    per_sample = used[:, 0]
+    assert per_sample.min() >= 1 and per_sample.unique().numel() >= 3
+    # stages are used as a prefix: once a stage is skipped, all later ones are
+    valid = out.codes >= 0
+    assert torch.all(valid[..., 1:] <= valid[..., :-1])
+    assert float(out.metrics["num_stages"]) < K
+    # each sample's output is the sum of exactly its first n stage outputs
+    b = int(per_sample.argmin())
+    n = int(per_sample[b])
+    expected = sum(before.stages[i].decode(out.codes[b, :, i]) for i in range(n))
+    torch.testing.assert_close(out.quantized[b], expected)
+    q.eval()
+    out = q(z)
+    assert torch.all(out.codes >= 0) and float(out.metrics["num_stages"]) == K
+
+
+def test_no_dropout_uses_all_stages_in_training() -> None:
+    q = fitted_rvq(dropout=0.0).train()
+    assert torch.all(q(torch.randn(32, 4, D)).codes >= 0)
+
+
+def test_straight_through_is_applied_once_on_the_sum() -> None:
+    # with K stages, summing per-stage straight-through outputs would scale the gradient by K
+    q = ResidualQuantizer.from_factory(lambda: VectorQuantizer(D, 16), K).train()
+    z = torch.randn(2, 5, D, requires_grad=True)
+    q(z).quantized.sum().backward()
+    torch.testing.assert_close(z.grad, torch.ones_like(z))
+
+
+def test_factorised_stages_get_the_reconstruction_gradient() -> None:
+    q = ResidualQuantizer.from_factory(lambda: VectorQuantizer(D, 16, codebook_dim=2), 2).train()
+    z = torch.randn(4, 5, D)
+    q(z).quantized.square().sum().backward()  # no quantizer loss: reconstruction path only
+    for stage in q.stages:
+        assert stage.project_out.weight.grad is not None
+        assert stage.project_out.weight.grad.abs().sum() > 0
+
+
+def test_losses_reach_every_stage() -> None:
+    q = ResidualQuantizer.from_factory(lambda: VectorQuantizer(D, 16), 3).train()
+    z = torch.randn(4, 5, D, requires_grad=True)
+    q(z).loss.backward()
+    assert all(s.codebook.grad is not None and s.codebook.grad.abs().sum() > 0 for s in q.stages)
+    assert z.grad.abs().sum() > 0  # commitment losses reach the encoder
+
+
+def test_stages_must_agree() -> None:
+    with pytest.raises(ValueError):
+        ResidualQuantizer([VectorQuantizer(D, 16), VectorQuantizer(D, 32)])
+    with pytest.raises(ValueError):
+        ResidualQuantizer([VectorQuantizer(D, 16), VectorQuantizer(D + 1, 16)])
+    with pytest.raises(ValueError):
+        ResidualQuantizer([])
+    with pytest.raises(ValueError):
+        ResidualQuantizer([FSQ([3, 3])], dropout=1.5)
+
+
+def test_grouped_residual_partial_codes_layout() -> None:
+    q = GroupedResidualQuantizer(D, 2, lambda d: EMAVectorQuantizer(d, 16), 3).eval()
+    z = torch.randn(2, 7, D)
+    codes = q.encode(z)
+    assert codes.shape == (2, 7, 6)
+    partial = q.encode(z, num_codebooks=2)
+    assert torch.equal(partial, torch.cat([codes[..., 0:2], codes[..., 3:5]], dim=-1))
+    torch.testing.assert_close(q.decode(partial), q(z, num_codebooks=2).quantized)
+    with pytest.raises(ValueError):
+        q.decode(codes[..., :5])  # not a multiple of the number of groups
