@@ -1,0 +1,273 @@
+"""Torch datasets of audio crops for codec training, and whole-file datasets for validation.
+
+:class:`AudioDataset` serves fixed-length random crops. Which file and where to crop is a
+pure function of ``(seed, epoch, index)`` (``numpy.random.default_rng([seed, epoch, index])``)
+so that a run is reproducible, identical with any number of DataLoader workers, and resumable
+from a checkpoint that stores the epoch and position. Unreadable files are skipped with one
+warning each (counted in :attr:`AudioDataset.num_skipped`); the item then comes from another
+file chosen by the same seeded rule, so the output still does not depend on worker layout.
+
+Audio is converted with the rules of :mod:`audiotok.data.io`: mean downmix / mono
+duplication, soxr HQ resampling to the model rate, optional RMS level normalisation of each
+whole file (or of the crop for long files that are read by window).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from audiotok.data.io import audio_info, normalize_level, read_audio, resample, to_channels
+from audiotok.data.manifest import ManifestEntry, load_entries
+from audiotok.errors import UserError
+
+log = logging.getLogger(__name__)
+
+Source = str | os.PathLike | Sequence[Any]
+
+
+class AudioDataset(Dataset):
+    """Random fixed-length crops from a folder, file list, manifest or list of entries.
+
+    Args:
+        source: folder, ``.txt`` list, ``.jsonl`` manifest, or a list of entries/dicts/paths.
+        sample_rate: rate of the returned audio (files are resampled with soxr).
+        channels: channel count of the returned audio (see :func:`to_channels`).
+        segment_seconds: crop length; shorter files are zero-padded at the end.
+        seed: base seed of the crop choice.
+        loudness_db: RMS target (dBFS) for :func:`normalize_level`, or None.
+        weighting: ``"duration"`` picks each item's file with probability proportional to
+            its duration (so an hour of 2-second lines and an hour of 30-second tracks get
+            equal crops); ``"file"`` maps item ``i`` to file ``i % n``.
+        num_examples: items per epoch; default the number of files.
+        cache_size: decoded, converted files kept in an LRU cache (per worker process).
+        max_full_read_seconds: longer files are read by window around the crop instead of
+            whole (and not cached).
+
+    Items are ``wav: (C, T)`` float32 tensors with ``T = round(segment_seconds * sample_rate)``.
+    Call :meth:`set_epoch` before iterating each epoch (DataLoader workers copy the dataset
+    when an iterator starts, so use ``persistent_workers=False`` or recreate the loader).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        sample_rate: int,
+        channels: int = 1,
+        segment_seconds: float = 1.0,
+        *,
+        seed: int = 0,
+        loudness_db: float | None = None,
+        weighting: Literal["duration", "file"] = "duration",
+        num_examples: int | None = None,
+        cache_size: int = 64,
+        max_full_read_seconds: float = 120.0,
+    ) -> None:
+        self.entries: list[ManifestEntry] = load_entries(source)
+        if not self.entries:
+            raise UserError(f"no audio files in {source!r}")
+        if weighting not in ("duration", "file"):
+            raise ValueError(f"weighting must be 'duration' or 'file', got {weighting!r}")
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.segment_length = int(round(segment_seconds * sample_rate))
+        if self.segment_length < 1:
+            raise ValueError(f"segment_seconds={segment_seconds} gives an empty crop")
+        self.seed = int(seed)
+        self.epoch = 0
+        self.loudness_db = loudness_db
+        self.weighting = weighting
+        self.num_examples = int(num_examples) if num_examples else len(self.entries)
+        self.cache_size = int(cache_size)
+        self.max_full_read_seconds = float(max_full_read_seconds)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._bad: set[int] = set()
+        self._cdf: np.ndarray | None = None
+        if weighting == "duration":
+            self._fill_durations()
+            dur = np.array([max(e.duration, 1e-3) for e in self.entries], dtype=np.float64)
+            self._cdf = np.cumsum(dur) / dur.sum()
+
+    def _fill_durations(self) -> None:
+        """Probe headers of entries whose duration is unknown (unreadable ones get 0)."""
+        for i, e in enumerate(self.entries):
+            if e.duration > 0:
+                continue
+            try:
+                sr, ch, frames = audio_info(e.path)
+            except UserError:
+                continue  # reported when first read
+            self.entries[i] = ManifestEntry(e.path, sr, frames / sr, ch, e.source, e.extra)
+
+    @property
+    def num_skipped(self) -> int:
+        """Unreadable files met so far by this process (each worker counts its own)."""
+        return len(self._bad)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the crops of epoch ``epoch`` (call before iterating; safe to repeat)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def _rng(self, index: int, attempt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index, attempt])
+
+    def _pick_file(self, rng: np.random.Generator, index: int, attempt: int) -> int:
+        if self._cdf is not None:
+            u = rng.random()
+            return min(int(np.searchsorted(self._cdf, u, side="right")), len(self.entries) - 1)
+        if attempt == 0:
+            return index % len(self.entries)
+        return int(rng.integers(len(self.entries)))
+
+    # ---- loading -------------------------------------------------------------------------
+
+    def _convert(self, wav: np.ndarray, sr: int) -> np.ndarray:
+        wav = resample(to_channels(wav, self.channels), sr, self.sample_rate)
+        if self.loudness_db is not None:
+            wav = normalize_level(wav, self.loudness_db)
+        return wav
+
+    def load_file(self, file_index: int) -> np.ndarray:
+        """Whole file ``file_index``, converted: ``(C, T) float32`` (LRU-cached).
+
+        Raises:
+            UserError: the file cannot be read.
+        """
+        if file_index in self._cache:
+            self._cache.move_to_end(file_index)
+            return self._cache[file_index]
+        wav = self._convert(*read_audio(self.entries[file_index].path))
+        if self.cache_size > 0:
+            self._cache[file_index] = wav
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return wav
+
+    def _crop_long(self, file_index: int, rng: np.random.Generator) -> np.ndarray:
+        """Read only a window (plus resampler margin) of a long file."""
+        e = self.entries[file_index]
+        sr = e.sample_rate
+        need = int(np.ceil(self.segment_length * sr / self.sample_rate))
+        margin = sr // 20
+        total = int(round(e.duration * sr))
+        start = int(rng.integers(0, max(1, total - need + 1)))
+        lo = max(0, start - margin)
+        wav, file_sr = read_audio(e.path, start=lo, frames=need + margin + (start - lo))
+        out = resample(to_channels(wav, self.channels), file_sr, self.sample_rate)
+        off = int(round((start - lo) * self.sample_rate / file_sr))
+        out = out[:, off : off + self.segment_length]
+        if self.loudness_db is not None:
+            out = normalize_level(out, self.loudness_db)
+        return out
+
+    def _crop(self, file_index: int, rng: np.random.Generator) -> np.ndarray:
+        e = self.entries[file_index]
+        if e.duration > self.max_full_read_seconds and e.sample_rate > 0:
+            wav = self._crop_long(file_index, rng)
+        else:
+            wav = self.load_file(file_index)
+            extra = wav.shape[-1] - self.segment_length
+            start = int(rng.integers(0, extra + 1)) if extra > 0 else 0
+            wav = wav[:, start : start + self.segment_length]
+        if wav.shape[-1] < self.segment_length:
+            wav = np.pad(wav, ((0, 0), (0, self.segment_length - wav.shape[-1])))
+        return wav
+
+    def _skip(self, file_index: int, err: UserError) -> None:
+        if file_index not in self._bad:
+            self._bad.add(file_index)
+            warnings.warn(f"skipping unreadable audio: {err}", RuntimeWarning, stacklevel=3)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        for attempt in range(max(32, 2 * len(self.entries))):
+            rng = self._rng(index, attempt)
+            file_index = self._pick_file(rng, index, attempt)
+            if file_index in self._bad:
+                continue
+            try:
+                return torch.from_numpy(np.ascontiguousarray(self._crop(file_index, rng)))
+            except UserError as err:
+                self._skip(file_index, err)
+        raise UserError(f"no readable audio file found ({len(self._bad)} unreadable)")
+
+
+class PreloadedAudioDataset(AudioDataset):
+    """:class:`AudioDataset` with the whole (small) corpus decoded and converted once.
+
+    Files are stored concatenated as one int16 array (half the memory of float32; the
+    corpus is 16-bit anyway), so DataLoader workers started by fork share it. Loading uses
+    ``num_threads`` threads (libsndfile and soxr release the GIL). Unreadable files are
+    skipped at load time with a warning and counted in :attr:`num_skipped`.
+
+    Args:
+        *args, **kwargs: as :class:`AudioDataset` (``cache_size`` and
+            ``max_full_read_seconds`` are unused).
+        num_threads: loader threads.
+    """
+
+    def __init__(self, *args: Any, num_threads: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_full_read_seconds = float("inf")
+        cache_size, self.cache_size = self.cache_size, 0
+
+        def load(i: int) -> np.ndarray | UserError:
+            try:
+                wav = AudioDataset.load_file(self, i)
+            except UserError as err:
+                return err
+            return np.round(np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+        with ThreadPoolExecutor(max(1, num_threads)) as pool:
+            loaded = list(pool.map(load, range(len(self.entries))))
+        lengths = np.zeros(len(self.entries), dtype=np.int64)
+        for i, item in enumerate(loaded):
+            if isinstance(item, UserError):
+                self._skip(i, item)
+            else:
+                lengths[i] = item.shape[-1]
+        if len(self._bad) == len(self.entries):
+            raise UserError(f"no readable audio file among {len(self.entries)}")
+        self._offsets = np.concatenate([[0], np.cumsum(lengths)])
+        data = np.zeros((self.channels, int(self._offsets[-1])), dtype=np.int16)
+        for i in range(len(loaded)):
+            if not isinstance(loaded[i], UserError):
+                data[:, self._offsets[i] : self._offsets[i + 1]] = loaded[i]
+            loaded[i] = None  # free as we go: peak memory ~ 2x the int16 corpus
+        self._data = data
+        self.cache_size = cache_size  # unused after loading; kept for repr/inspection
+        log.info("preloaded %.2f h of audio", self._offsets[-1] / self.sample_rate / 3600)
+
+    @property
+    def num_samples(self) -> int:
+        """Total preloaded samples per channel."""
+        return int(self._offsets[-1])
+
+    def _crop(self, file_index: int, rng: np.random.Generator) -> np.ndarray:
+        a, b = int(self._offsets[file_index]), int(self._offsets[file_index + 1])
+        extra = b - a - self.segment_length
+        start = a + (int(rng.integers(0, extra + 1)) if extra > 0 else 0)
+        wav = self._data[:, start : min(b, start + self.segment_length)].astype(np.float32)
+        wav /= 32767.0
+        if wav.shape[-1] < self.segment_length:
+            wav = np.pad(wav, ((0, 0), (0, self.segment_length - wav.shape[-1])))
+        return wav
+
+    def load_file(self, file_index: int) -> np.ndarray:
+        if file_index in self._bad:
+            raise UserError(f"unreadable audio file: {self.entries[file_index].path}")
+        a, b = self._offsets[file_index], self._offsets[file_index + 1]
+        return self._data[:, a:b].astype(np.float32) / 32767.0

@@ -1,0 +1,129 @@
+"""Crop datasets: determinism (seed, epoch, workers), skipping bad files, preloading, eval set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from data_fixtures import write
+from torch.utils.data import DataLoader
+
+from audiotok.data import (
+    AudioDataset,
+    EvalAudioDataset,
+    PreloadedAudioDataset,
+    build_audio_dataset,
+    load_entries,
+    pad_collate,
+    split_by_file,
+)
+from audiotok.errors import UserError
+
+pytestmark = pytest.mark.filterwarnings("ignore:skipping unreadable audio")
+
+
+def _all(ds, epoch: int = 0) -> torch.Tensor:
+    ds.set_epoch(epoch)
+    return torch.stack([ds[i] for i in range(len(ds))])
+
+
+def test_crops_are_resampled_and_sized(corpus: Path) -> None:
+    ds = AudioDataset(corpus, sample_rate=8000, channels=2, segment_seconds=0.25, seed=0)
+    x = ds[0]
+    assert x.shape == (2, 2000) and x.dtype == torch.float32
+    assert torch.equal(x[0], x[1])  # mono files duplicated to stereo
+    long = AudioDataset(corpus, 8000, 1, segment_seconds=5.0, weighting="file")
+    assert long.entries[1].path.endswith("f0.wav")  # entry 0 is broken.flac
+    y = long[1]  # the 0.3 s file, zero-padded at the end
+    assert y.shape == (1, 40000) and y[:, 2400:].abs().max() == 0 and y[:, :2000].abs().max() > 0.1
+
+
+def test_corrupt_file_is_skipped_and_counted(corpus: Path) -> None:
+    ds = AudioDataset(corpus, 8000, 1, 0.2, weighting="file", num_examples=50)
+    with pytest.warns(RuntimeWarning, match="broken.flac"):
+        items = _all(ds)
+    assert ds.num_skipped == 1 and items.shape == (50, 1, 1600)
+    assert (items.abs().amax(dim=(1, 2)) > 0.1).all()  # every item is real audio
+
+
+def test_deterministic_by_seed_and_epoch(corpus: Path) -> None:
+    a = AudioDataset(corpus, 8000, 1, 0.1, seed=1, num_examples=12)
+    b = AudioDataset(corpus, 8000, 1, 0.1, seed=1, num_examples=12)
+    c = AudioDataset(corpus, 8000, 1, 0.1, seed=2, num_examples=12)
+    e0 = _all(a, 0)
+    assert torch.equal(e0, _all(b, 0))
+    assert not torch.equal(e0, _all(c, 0))
+    assert not torch.equal(e0, _all(a, 1))
+    assert torch.equal(e0, _all(a, 0))  # resumable: epoch 0 again is the same
+    assert torch.equal(a[5], b[5])  # an item does not depend on what was read before
+
+
+def test_same_crops_with_dataloader_workers(corpus: Path) -> None:
+    ds = AudioDataset(corpus, 8000, 1, 0.1, seed=3, num_examples=16)
+    ds.set_epoch(2)
+    ref = torch.cat(list(DataLoader(ds, batch_size=4, num_workers=0)))
+    par = torch.cat(list(DataLoader(ds, batch_size=4, num_workers=2)))
+    assert torch.equal(ref, par)
+
+
+def test_duration_weighting_prefers_long_files(tmp_path: Path) -> None:
+    write(tmp_path / "short.wav", 0.1, 8000, freq=100)
+    write(tmp_path / "long.wav", 1.9, 8000, freq=1000)
+    ds = AudioDataset(tmp_path, 8000, 1, 0.05, num_examples=400)
+    picks = [ds.entries[ds._pick_file(ds._rng(i, 0), i, 0)].path for i in range(400)]
+    share = sum(p.endswith("long.wav") for p in picks) / 400
+    assert 0.88 < share < 1.0  # expected 0.95
+
+
+def test_preloaded_matches_streaming(corpus: Path) -> None:
+    kw = dict(sample_rate=8000, channels=1, segment_seconds=0.1, seed=5, num_examples=20)
+    stream = _all(AudioDataset(corpus, **kw), 1)
+    with pytest.warns(RuntimeWarning, match="broken.flac"):
+        pre = PreloadedAudioDataset(corpus, **kw)
+    assert pre.num_skipped == 1
+    assert torch.allclose(stream, _all(pre, 1), atol=1.0 / 32767 + 1e-6)
+    assert isinstance(build_audio_dataset(corpus, 8000, preload=True), PreloadedAudioDataset)
+
+
+def test_long_files_read_by_window_match_full_read(tmp_path: Path) -> None:
+    write(tmp_path / "long.flac", 3.0, 16000, freq=300)
+    full = AudioDataset(tmp_path, 8000, 1, 0.25, num_examples=5)
+    window = AudioDataset(tmp_path, 8000, 1, 0.25, num_examples=5, max_full_read_seconds=1.0)
+    for i in range(5):
+        a, b = full[i], window[i]
+        assert a.shape == b.shape == (1, 2000)
+        assert (a - b).abs().max() < 0.02  # same crop; soxr edge effects only
+
+
+def test_split_puts_every_crop_of_a_file_on_one_side(corpus: Path) -> None:
+    entries = [e for e in load_entries(corpus) if "broken" not in e.path]
+    train, dev = split_by_file(entries, 0.4, seed=0)
+    assert train and dev
+    train_ds = AudioDataset(train, 8000, 1, 0.05, num_examples=60)
+    dev_paths = {e.path for e in dev}
+    for i in range(60):
+        f = train_ds._pick_file(train_ds._rng(i, 0), i, 0)
+        assert train_ds.entries[f].path not in dev_paths
+
+
+def test_eval_dataset_whole_files_and_fixed_crops(corpus: Path) -> None:
+    ev = EvalAudioDataset(corpus, 8000)
+    with pytest.warns(RuntimeWarning, match="broken.flac"):
+        items = [ev[i] for i in range(len(ev))]
+    lengths = sorted(x.shape[-1] for x in items if x.abs().max() > 0)
+    assert lengths == [2400, 4000, 5600, 7200, 8800, 10400]
+    wav, lens = pad_collate(items)
+    assert wav.shape == (7, 1, 10400) and lens.tolist() == [x.shape[-1] for x in items]
+    crops = EvalAudioDataset(corpus, 8000, segment_seconds=0.5)
+    assert torch.equal(crops[1], crops[1]) and crops[1].shape == (1, 4000)
+    assert isinstance(build_audio_dataset(corpus, 8000, train=False), EvalAudioDataset)
+
+
+def test_no_readable_file_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"nope")
+    ds = AudioDataset(tmp_path, 8000, 1, 0.1)
+    with pytest.raises(UserError, match="no readable audio"):
+        ds[0]
+    assert np.isfinite(ds.num_skipped)
