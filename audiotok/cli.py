@@ -188,7 +188,7 @@ def encode(
     totals = {"files": 0, "seconds": 0.0, "tokens": 0}
 
     def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
-        if dest.exists() and not force:
+        if src.is_file() and dest.exists() and not force:  # fail before the slow part
             raise UserError(f"{dest}: output already exists (use --force to overwrite)")
         codes, meta = tok.encode_file(src, num_codebooks=k, progress=progress)
         write_codes(dest, codes, meta, force=force)
@@ -234,9 +234,9 @@ def decode(
     totals = {"files": 0, "seconds": 0.0}
 
     def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
+        codes, meta = read_codes(src, tok)
         if dest.exists() and not force:
             raise UserError(f"{dest}: output already exists (use --force to overwrite)")
-        codes, meta = read_codes(src, tok)
         length, rate = (meta.length, None) if meta else (None, None)
         if meta and original_rate:
             length, rate = meta.original_length, meta.original_sample_rate
