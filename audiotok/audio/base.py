@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import inspect
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -216,7 +217,7 @@ class AudioCodec(nn.Module):
         latent = self.encode_latent(self._pad(wav))
         z = rearrange(latent, "b d t -> b t d")
         take_k = num_codebooks is not None and self._quantizer_takes_k()
-        q = self.quantizer(z, num_codebooks=num_codebooks) if take_k else self.quantizer(z)
+        q = self.quantizer(z, num_codebooks=int(num_codebooks)) if take_k else self.quantizer(z)
         audio = self.decode_latent(rearrange(q.quantized, "b t d -> b d t"))
         return CodecOutput(audio[..., :length], self._codes_out(q.codes), q.loss, q.metrics)
 
@@ -239,10 +240,10 @@ class AudioCodec(nn.Module):
         self._check_num_codebooks(k)
         z = rearrange(self.encode_latent(self._pad(wav)), "b d t -> b t d")
         if self._quantizer_takes_k():
-            codes = self.quantizer.encode(z, num_codebooks=k)
+            codes = self.quantizer.encode(z, num_codebooks=int(k))
         else:
             codes = self.quantizer.encode(z)
-        return self._codes_out(codes)[:, :k]
+        return self._codes_out(codes)[:, : int(k)]
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes to audio.
@@ -279,7 +280,11 @@ class AudioCodec(nn.Module):
         return codes.long().unsqueeze(1)  # (B, 1, T')
 
     def _check_num_codebooks(self, k: int) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.num_codebooks:
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, numbers.Integral)
+            or not 1 <= k <= self.num_codebooks
+        ):
             raise ValueError(
                 f"num_codebooks must be an int in [1, {self.num_codebooks}], got {k!r}"
             )

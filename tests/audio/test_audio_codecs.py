@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from tiny_codecs import tiny_soundstream, tiny_vqvae
@@ -52,6 +53,7 @@ def test_fewer_codebooks_are_a_prefix_of_the_full_codes() -> None:
     for k in range(1, 4):
         codes = codec.encode(x, num_codebooks=k)
         torch.testing.assert_close(codes, full[:, :k], rtol=0, atol=0)
+        assert torch.equal(codec.encode(x, num_codebooks=np.int64(k)), codes)
         out = codec(x, num_codebooks=k)
         assert out.codes.shape[1] == k
         torch.testing.assert_close(codec.decode(codes)[..., :47], out.audio, rtol=1e-4, atol=1e-5)
