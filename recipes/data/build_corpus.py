@@ -98,11 +98,14 @@ def queen_speaker(name: str) -> str:
     """Approximate speaker id from a line name; see README.
 
     ``..xxxxJn`` lines are Joe (the hero), ``..xxxxPn`` lines are the person he talks to in
-    dialogue file ``name[:2]``, ``Cnn...`` lines are cutscenes; anything else keeps its prefix.
+    dialogue file ``name[:2]`` (``JOE_*`` lines are Joe too), ``Cnn...`` lines are cutscenes;
+    anything else keeps its prefix. Speaker ids are a heuristic, not ground truth.
     """
     stem = name.split(".")[0].upper()
     if len(stem) == 8 and stem[6] in "JP" and stem[7].isdigit():
         return "queen_joe" if stem[6] == "J" else f"queen_npc{stem[:2]}"
+    if stem.startswith("JOE"):
+        return "queen_joe"
     if stem.startswith("C"):
         return f"queen_cutscene{stem[1:3]}"
     return f"queen_{stem[:3]}"
