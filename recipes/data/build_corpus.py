@@ -235,6 +235,21 @@ def plan_jobs(roots: dict[str, Path], out: Path, music_hours: float) -> list[tup
     return jobs
 
 
+def interleave_kinds(entries: list[ManifestEntry], seed: int) -> list[ManifestEntry]:
+    """Round-robin over kinds, each in seeded hash order, so the first N dev files (which
+    validation with ``max_files`` uses) mix speech and music instead of all speech."""
+    by_kind: dict[str, list[ManifestEntry]] = defaultdict(list)
+    for e in entries:
+        by_kind[e.extra.get("kind", "")].append(e)
+    for items in by_kind.values():
+        items.sort(key=lambda e: hashlib.sha1(f"{seed}:{e.path}".encode()).hexdigest())
+    out: list[ManifestEntry] = []
+    queues = [by_kind[k] for k in sorted(by_kind)]
+    for i in range(max(map(len, queues), default=0)):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out
+
+
 def summarize(train: list[ManifestEntry], dev: list[ManifestEntry]) -> str:
     table: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0, set()])
     for split, entries in (("train", train), ("dev", dev)):
@@ -284,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     entries = [ManifestEntry.from_dict(r) for job in jobs for r in rows[job[0]]]
     train, dev = split_by_file(entries, args.dev_fraction, args.seed, stratify="kind")
     write_manifest(train, out / "train.jsonl")
-    write_manifest(dev, out / "dev.jsonl")
+    write_manifest(interleave_kinds(dev, args.seed), out / "dev.jsonl")
     summary = summarize(train, dev)
     (out / "SUMMARY.txt").write_text(summary + "\n")
     print(summary)
