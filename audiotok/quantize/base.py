@@ -77,7 +77,9 @@ class Quantizer(nn.Module):
                 f"expected last dimension {self.dim} (channel-last (B, ..., D)), "
                 f"got shape {tuple(z.shape)}"
             )
-        if not torch.isfinite(z).all():
+        # one vectorised reduction: a NaN/inf anywhere makes the sum non-finite; only then (or
+        # on overflow of a huge but finite input) run the exact elementwise check
+        if not torch.isfinite(z.sum()) and not torch.isfinite(z).all():
             raise ValueError("input contains NaN or inf values")
 
     def check_codes(self, codes: Tensor, num_codebooks: int | None = None) -> None:

@@ -94,6 +94,8 @@ class EMAVectorQuantizer(Quantizer):
 
     Shapes:
         ``forward(z: (B, ..., D)) -> QuantizerOutput(quantized (B, ..., D), codes (B, ...))``.
+        ``loss`` (commitment) is computed in training mode and zero in eval mode; in
+        training, ``metrics["restarted"]`` counts the codes restarted on this step.
     """
 
     codebook: Tensor
@@ -213,7 +215,7 @@ class EMAVectorQuantizer(Quantizer):
         code_vectors = F.embedding(codes, codebook)
         counts = QF.code_counts(codes, self.codebook_size)
         restarted = self._update(flat.detach(), codes, counts) if self.training else 0
-        if flat.shape[0]:
+        if self.training and flat.shape[0]:
             loss = self.beta * F.mse_loss(flat, code_vectors)
         else:
             loss = z.new_zeros(())

@@ -21,6 +21,7 @@ from torch import Tensor
 __all__ = [
     "DISTANCE_BLOCK_ELEMENTS",
     "nearest_code",
+    "argmin_rows",
     "code_counts",
     "code_sums",
     "usage_metrics",
@@ -65,15 +66,39 @@ def nearest_code(
     rows = max(1, block_elements // max(k, 1))
     if n <= rows:
         # ||c||^2 - 2 z.c in one BLAS call (beta=1 on the broadcast bias, alpha=-2)
-        return torch.addmm(codebook_sqnorm, z, codebook_t, alpha=-2.0).argmin(dim=1)
+        return argmin_rows(torch.addmm(codebook_sqnorm, z, codebook_t, alpha=-2.0))
     codes = torch.empty(n, dtype=torch.long, device=z.device)
     block = z.new_empty(rows, k)
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         dist = block[: stop - start]
         torch.addmm(codebook_sqnorm, z[start:stop], codebook_t, alpha=-2.0, out=dist)
-        torch.argmin(dist, dim=1, out=codes[start:stop])
+        codes[start:stop] = argmin_rows(dist)
     return codes
+
+
+def argmin_rows(x: Tensor) -> Tensor:
+    """``x.argmin(dim=1)`` for a contiguous ``(N, K)`` matrix, faster on CPU.
+
+    PyTorch's CPU ``argmin`` tracks indices with scalar code, while ``amin`` is vectorised
+    (an order of magnitude faster). So on CPU the K columns are split into G groups: ``amin``
+    finds every group's minimum, a small argmin picks the winning group, and a last argmin
+    runs inside that group only. Ties resolve to the lowest index, exactly as ``argmin``.
+
+    Args:
+        x: ``(N, K)`` float, contiguous, finite.
+
+    Returns:
+        ``(N,)`` long.
+    """
+    n, k = x.shape
+    group = next((g for g in (64, 32, 16) if k % g == 0 and k > g), 0)
+    if x.device.type != "cpu" or not group or not x.is_contiguous():
+        return x.argmin(dim=1)
+    grouped = x.view(n, k // group, group)
+    best_group = grouped.amin(dim=2).argmin(dim=1)  # (N,)
+    rows = torch.arange(n, device=x.device)
+    return best_group * group + grouped[rows, best_group].argmin(dim=1)
 
 
 def code_counts(codes: Tensor, codebook_size: int) -> Tensor:

@@ -39,6 +39,7 @@ class VectorQuantizer(Quantizer):
 
     Shapes:
         ``forward(z: (B, ..., D)) -> QuantizerOutput(quantized (B, ..., D), codes (B, ...))``.
+        ``loss`` is computed in training mode and zero in eval mode.
     """
 
     def __init__(
@@ -107,7 +108,7 @@ class VectorQuantizer(Quantizer):
         codebook = self._codebook()
         codes = QF.nearest_code(latent.detach(), codebook.detach())
         code_vectors = F.embedding(codes, codebook)
-        if flat.shape[0]:
+        if self.training and flat.shape[0]:
             loss = F.mse_loss(code_vectors, latent.detach()) + self.beta * F.mse_loss(
                 latent, code_vectors.detach()
             )

@@ -36,10 +36,11 @@ def test_ema_update_rule() -> None:
 
 
 def test_only_the_commitment_loss_is_returned() -> None:
-    q = EMAVectorQuantizer(DIM, 16, beta=0.5).eval()
+    q = EMAVectorQuantizer(DIM, 16, beta=0.5).train()
     z = torch.randn(5, DIM)
     out = q(z)
     torch.testing.assert_close(out.loss, 0.5 * (out.quantized - z).square().mean())
+    assert float(q.eval()(z).loss) == 0.0  # no loss in eval mode
     assert not any(p.requires_grad for p in q.parameters())
 
 

@@ -90,3 +90,11 @@ def test_ema_update_in_place() -> None:
     out = QF.ema_update_(avg, torch.tensor([3.0, 4.0]), 0.75)
     assert out is avg
     torch.testing.assert_close(avg, torch.tensor([1.5, 2.5]))
+
+
+@pytest.mark.parametrize("k", [7, 64, 96, 1024])
+def test_argmin_rows_matches_argmin_including_ties(k: int) -> None:
+    x = torch.randint(0, 5, (300, k)).float()  # many ties
+    assert torch.equal(QF.argmin_rows(x), x.argmin(dim=1))
+    y = torch.randn(300, k)
+    assert torch.equal(QF.argmin_rows(y), y.argmin(dim=1))
