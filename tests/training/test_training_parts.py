@@ -1,0 +1,93 @@
+"""The trainer's parts: sampler, LR schedule, balancer, code statistics, metrics log."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiotok.training.balancer import Balancer
+from audiotok.training.logging import MetricsLogger, window_code_stats
+from audiotok.training.optim import WarmupSchedule
+from audiotok.training.sampler import ResumableSampler
+from audiotok.training.tasks import code_counts
+
+
+def test_sampler_is_seeded_sharded_and_skippable() -> None:
+    s = ResumableSampler(10, seed=4)
+    s.set_epoch(0)
+    e0 = list(s)
+    s.set_epoch(1)
+    e1 = list(s)
+    assert sorted(e0) == list(range(10)) and e0 != e1
+    s.set_epoch(0)
+    assert list(s) == e0  # a function of (seed, epoch) only
+    s.set_epoch(0, skip=4)
+    assert list(s) == e0[4:] and len(s) == 6
+    shards = [ResumableSampler(11, seed=4, rank=r, world_size=3) for r in range(3)]
+    parts = [sh.indices() for sh in shards]
+    assert all(len(p) == 3 for p in parts)  # 11 // 3 with drop_last
+    flat = [i for p in parts for i in p]
+    assert len(set(flat)) == 9
+    padded = ResumableSampler(5, world_size=2, rank=1, shuffle=False, drop_last=False)
+    assert padded.indices() == [1, 3, 0]
+
+
+def test_warmup_then_cosine() -> None:
+    f = WarmupSchedule(warmup_steps=4, max_steps=14, schedule="cosine", min_lr_ratio=0.1)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(4) == pytest.approx(1.0)
+    assert f(9) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert f(14) == pytest.approx(0.1) and f(100) == pytest.approx(0.1)
+    values = [f(s) for s in range(4, 15)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert WarmupSchedule(0, 10, "constant")(7) == 1.0
+
+
+def test_balancer_ignores_loss_scale() -> None:
+    # the share of each loss in the update is set by its weight, not by its magnitude
+    y = torch.randn(2, 1, 50, requires_grad=True)
+    target = torch.randn(2, 1, 50)
+
+    def grad(scale: float) -> torch.Tensor:
+        b = Balancer({"a": 1.0, "b": 3.0})
+        losses = {"a": scale * (y - target).abs().mean(), "b": (y**2).mean()}
+        g, norms = b.gradient(losses, y)
+        assert set(norms) == {"a", "b"}
+        return g
+
+    assert torch.allclose(grad(1.0), grad(1000.0), atol=1e-6)
+    b = Balancer({"a": 1.0})
+    g, _ = b.gradient({"a": 50.0 * y.square().sum()}, y)
+    assert g.flatten(1).norm(dim=1).mean() == pytest.approx(1.0, rel=1e-4)
+    assert b.state_dict()["count"] == {"a": 1.0}
+
+
+def test_code_counts_skip_dropped_stages() -> None:
+    codes = torch.tensor([[[0, 1, 1], [2, -1, -1]]])  # (B=1, K=2, T'=3)
+    counts = code_counts(codes, 4)
+    assert counts.tolist() == [[1, 2, 0, 0], [0, 0, 1, 0]]
+    stats = window_code_stats(counts)
+    assert stats["usage/0"] == 0.5 and stats["usage/1"] == 0.25
+    p = torch.tensor([1 / 3, 2 / 3])
+    assert stats["perplexity/0"] == pytest.approx(2 ** float(-(p * p.log2()).sum()))
+    assert stats["perplexity/1"] == pytest.approx(1.0)
+    assert math.isclose(stats["usage"], 0.375)
+
+
+def test_metrics_log_is_truncated_on_resume(tmp_path: Path) -> None:
+    log = MetricsLogger(tmp_path, total_steps=5, tensorboard=False, progress=False)
+    for step in range(1, 6):
+        log.log(step, "train", {"loss": torch.tensor(float(step))})
+    log.close()
+    again = MetricsLogger(tmp_path, total_steps=5, start_step=3, tensorboard=False, progress=False)
+    again.log(4, "train", {"loss": 40.0})
+    again.close()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+    quiet = MetricsLogger(tmp_path / "other", total_steps=1, enabled=False)
+    quiet.log(1, "train", {"loss": 1.0})
+    assert not (tmp_path / "other").exists()

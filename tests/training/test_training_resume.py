@@ -1,0 +1,128 @@
+"""Checkpoints: exact resume, keep-last-N, weights_only loading, refusing to clobber a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from audiotok.errors import UserError
+from audiotok.training import checkpoint as ckpt
+from audiotok.training.config import config_from_dict
+from audiotok.training.trainer import train
+
+
+def _run(recipe: dict[str, Any], **kwargs: Any):
+    return train(config_from_dict(recipe), **kwargs)
+
+
+def _assert_same(a: Any, b: Any, where: str = "") -> None:
+    if torch.is_tensor(a):
+        assert torch.is_tensor(b) and a.dtype == b.dtype, where
+        assert torch.equal(a, b), f"differs at {where}"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"keys differ at {where}"
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _train_losses(run_dir: Path) -> list[tuple[int, float, float | None]]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["mel"], r.get("disc")) for r in rows if r["split"] == "train"]
+
+
+def test_resume_continues_the_run_exactly(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
+    # 4 batches per epoch: the checkpoint at step 3 is mid-epoch, steps 4-6 cross an epoch;
+    # the discriminator starts at step 2, so it is trained on both sides of the checkpoint
+    straight = dict(tiny_recipe, run_dir=str(tmp_path / "straight"))
+    full = _run(straight)
+    assert full.step == 6
+
+    broken = dict(tiny_recipe, run_dir=str(tmp_path / "broken"))
+    first = _run(broken, stop_at=3)  # "killed" right after its step-3 checkpoint
+    assert first.step == 3 and first.checkpoint.name == "step_00000003.pt"
+    resumed = _run(broken, resume=True)
+    assert resumed.step == 6
+
+    a = ckpt.load_checkpoint(full.checkpoint)
+    b = ckpt.load_checkpoint(resumed.checkpoint)
+    for key in ("model", "discriminator", "optimizer", "disc_optimizer", "scheduler", "rng"):
+        _assert_same(a[key], b[key], key)
+    assert (a["step"], a["epoch"], a["batch_in_epoch"]) == (
+        b["step"],
+        b["epoch"],
+        b["batch_in_epoch"],
+    )
+    assert a["epoch"] == 1 and a["batch_in_epoch"] == 2
+    # the discriminator really trained: it moved away from its initial weights
+    assert a["disc_optimizer"]["state"], "discriminator optimiser never stepped"
+    # the resumed log reads as one run with the same losses
+    assert _train_losses(tmp_path / "broken") == _train_losses(tmp_path / "straight")
+
+
+def test_resume_from_an_explicit_checkpoint(tiny_recipe: dict[str, Any]) -> None:
+    tiny_recipe["optim"]["max_steps"] = 3
+    tiny_recipe["checkpoint"]["every"] = 1
+    done = _run(tiny_recipe)
+    step2 = ckpt.checkpoint_path(tiny_recipe["run_dir"], 2)
+    again = _run(tiny_recipe, resume=str(step2))
+    assert again.step == 3
+    _assert_same(
+        ckpt.load_checkpoint(done.checkpoint)["model"],
+        ckpt.load_checkpoint(again.checkpoint)["model"],
+    )
+
+
+def test_keep_last_and_weights_only(tiny_recipe: dict[str, Any]) -> None:
+    tiny_recipe["optim"]["max_steps"] = 4
+    tiny_recipe["checkpoint"] = {"every": 1, "keep_last": 2}
+    tiny_recipe["discriminator"]["start_step"] = 0
+    tiny_recipe["loss"]["balancer"] = True
+    result = _run(tiny_recipe)
+    run_dir = Path(tiny_recipe["run_dir"])
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["step_00000003.pt", "step_00000004.pt"]  # no temporary files either
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    assert state["step"] == 4 and state["config"]["seed"] == tiny_recipe["seed"]
+    assert state["task"]["balancer"]["count"], "balancer averages are checkpointed"
+    assert (run_dir / "config.yaml").is_file()
+
+
+def test_refuses_to_overwrite_or_resume_nothing(tiny_recipe: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match="nothing to resume"):
+        _run(tiny_recipe, resume=True)
+    tiny_recipe["optim"]["max_steps"] = 1
+    _run(tiny_recipe)
+    with pytest.raises(UserError, match="already has checkpoints"):
+        _run(tiny_recipe)
+
+
+def test_rng_state_round_trip() -> None:
+    import random
+
+    import numpy as np
+
+    state = ckpt.rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    ckpt.set_rng_state(state)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_corrupt_checkpoint_is_a_user_error(tmp_path: Path) -> None:
+    bad = tmp_path / "step_00000001.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        ckpt.load_checkpoint(bad)
+    with pytest.raises(UserError, match="not found"):
+        ckpt.load_checkpoint(tmp_path / "missing.pt")
