@@ -288,6 +288,64 @@ def info(
 
 # ---- commands: eval (eval helper) ---------------------------------------------------------
 
+
+@app.command("eval")
+def eval_command(
+    inputs: list[str] = typer.Argument(
+        ..., help="Audio files, folders (recursive) or JSONL manifests (with a 'kind' field)."
+    ),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="'default' or an exported model folder."
+    ),
+    bitrate: list[float] = typer.Option(
+        [], "--bitrate", "-b", help="kbps to evaluate (repeatable); default: all offered."
+    ),
+    out_dir: Path = typer.Option(Path("eval_report"), "--out-dir", "-o", help="Report folder."),
+    max_seconds: float = typer.Option(
+        10.0, "--max-seconds", help="Evaluate each file's first S seconds; 0: whole files."
+    ),
+    kind: str | None = typer.Option(
+        None, "--kind", help="speech, music or audio for every file (default: per file)."
+    ),
+    no_opus: bool = typer.Option(False, "--no-opus", help="Skip the Opus comparison."),
+    no_visqol: bool = typer.Option(False, "--no-visqol", help="Skip ViSQOL (the slow metric)."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty report folder."),
+) -> None:
+    """Evaluate a tokenizer against Opus: SI-SDR, mel/STFT distance, STOI, PESQ, ViSQOL."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from audiotok.eval.render import COLUMNS, fmt
+    from audiotok.eval.report import evaluate
+
+    report = run_or_exit(
+        lambda: evaluate(
+            model,
+            inputs,
+            out_dir=out_dir,
+            bitrates=bitrate or None,
+            kind=kind,  # type: ignore[arg-type]
+            max_seconds=max_seconds or None,
+            opus=not no_opus,
+            visqol=not no_visqol,
+            overwrite=force,
+            progress=lambda path: typer.echo(f"evaluating {path}", err=True),
+        )
+    )
+    cols = [c for c in COLUMNS if any(a[c[0]] is not None for a in report.aggregates)]
+    table = Table(title=f"audiotok eval: {len(report.files)} file(s), means per kind and bitrate")
+    for name in ("kind", "system", "kbps", *(c[1] for c in cols), "files"):
+        table.add_column(name, justify="left" if name in ("kind", "system") else "right")
+    for a in report.aggregates:
+        cells = [fmt(a[key], spec) for key, _, spec in cols]
+        table.add_row(a["kind"], a["system"], f"{a['bitrate_kbps']:.4g}", *cells, str(a["files"]))
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    for f in report.failed:
+        typer.echo(f"failed: {f['path']}: {f['error']}", err=True)
+    console.print(f"report: {report.markdown_path} (and report.json, {len(report.figures)} PNG)")
+
+
 # ---- commands: train / export (training helper) -------------------------------------------
 
 
