@@ -516,21 +516,39 @@ class AudioTokenizer:
         return writer.path
 
     def _measure_decoder_context(self) -> int | None:
-        """Frames of context per side: perturb one code frame, see which samples change."""
+        """Frames of decoder context per side, measured by perturbing one input frame.
+
+        The decoder's input is perturbed as a latent vector (``decode_latent``) where the
+        model has one, so that the measurement also holds when codebook entries coincide
+        (e.g. before k-means initialisation); else as codes. Frames whose change reaches the
+        ends of the probe mean a longer probe; none within 1024 frames means no chunking.
+        """
         hop, gen = self.hop_length, torch.Generator().manual_seed(0)
-        k = self.num_codebooks
+        latent = hasattr(self.model, "decode_latent") and hasattr(self.model.quantizer, "dim")
         frames = 16
         while frames <= 1024:
-            codes = torch.randint(0, self.codebook_size, (1, k, frames), generator=gen)
             mid = frames // 2
+            if latent:
+                x = torch.randn(1, int(self.model.quantizer.dim), frames, generator=gen)
+                run = self.model.decode_latent
+            else:
+                x = torch.randint(
+                    0, self.codebook_size, (1, self.num_codebooks, frames), generator=gen
+                )
+                run = self.model.decode
             changed = torch.zeros(frames * hop, dtype=torch.bool)
             with torch.inference_mode():
-                base = self.model.decode(codes.to(self.device)).cpu()
-                for _ in range(3):
-                    other = codes.clone()
-                    shift = torch.randint(1, max(2, self.codebook_size), (k,), generator=gen)
-                    other[0, :, mid] = (other[0, :, mid] + shift) % self.codebook_size
-                    wav = self.model.decode(other.to(self.device)).cpu()
+                base = run(x.to(self.device)).float().cpu()
+                for _ in range(2):
+                    other = x.clone()
+                    if latent:
+                        other[..., mid] += torch.randn(other.shape[1], generator=gen)
+                    else:
+                        shift = torch.randint(
+                            1, max(2, self.codebook_size), (other.shape[1],), generator=gen
+                        )
+                        other[0, :, mid] = (other[0, :, mid] + shift) % self.codebook_size
+                    wav = run(other.to(self.device)).float().cpu()
                     changed |= (wav != base).flatten(0, 1).any(dim=0)
             idx = changed.nonzero().flatten()
             if len(idx) == 0:

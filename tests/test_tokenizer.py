@@ -88,6 +88,16 @@ def test_decoder_context_is_measured_and_cached() -> None:
     assert tok.encoder_context >= tok.receptive_field
 
 
+def test_decoder_context_holds_when_codebooks_coincide() -> None:
+    model = tiny("seanet")
+    with torch.no_grad():
+        for t in [*model.quantizer.parameters(), *model.quantizer.buffers()]:
+            t.zero_()  # every code decodes alike: a code probe would see no context at all
+    tok = AudioTokenizer(model, chunk_seconds=0.002)
+    codes = torch.randint(0, 16, (1, 3, 90))
+    torch.testing.assert_close(tok.decode(codes), model.decode(codes), atol=1e-5, rtol=0)
+
+
 def test_recurrent_model_is_not_chunked() -> None:
     model = tiny("seanet", lstm_layers=1)
     tok = AudioTokenizer(model, chunk_seconds=0.002)
