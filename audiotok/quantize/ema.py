@@ -133,6 +133,7 @@ class EMAVectorQuantizer(Quantizer):
         self.register_buffer("ema_sums", codebook.clone())
         self.register_buffer("initialized", torch.tensor(init is None))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self._sqnorm = QF.SquaredNormCache()
 
     def extra_repr(self) -> str:
         return (
@@ -211,7 +212,7 @@ class EMAVectorQuantizer(Quantizer):
         if self.training and self.init is not None and not bool(self.initialized):
             self._initialize(flat.detach())
         codebook = self.codebook  # embedding() copies rows, so the update below is safe
-        codes = QF.nearest_code(flat.detach(), codebook)
+        codes = QF.nearest_code(flat.detach(), codebook, self._sqnorm(codebook))
         code_vectors = F.embedding(codes, codebook)
         counts = QF.code_counts(codes, self.codebook_size)
         restarted = self._update(flat.detach(), codes, counts) if self.training else 0
@@ -227,7 +228,8 @@ class EMAVectorQuantizer(Quantizer):
         return QuantizerOutput(quantized.reshape(z.shape), codes, loss, metrics)
 
     def _encode(self, z: Tensor) -> Tensor:
-        return QF.nearest_code(z.reshape(-1, self.dim), self.codebook).reshape(z.shape[:-1])
+        codes = QF.nearest_code(z.reshape(-1, self.dim), self.codebook, self._sqnorm(self.codebook))
+        return codes.reshape(z.shape[:-1])
 
     def _decode(self, codes: Tensor) -> Tensor:
         return F.embedding(codes, self.codebook)

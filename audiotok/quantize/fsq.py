@@ -54,8 +54,19 @@ class FSQ(Quantizer):
         basis = [1]
         for v in levels[:-1]:
             basis.append(basis[-1] * v)
-        self.register_buffer("levels", torch.tensor(levels, dtype=torch.long), persistent=False)
+        levels_t = torch.tensor(levels, dtype=torch.long)
+        self.register_buffer("levels", levels_t, persistent=False)
         self.register_buffer("basis", torch.tensor(basis, dtype=torch.long), persistent=False)
+        # constants of the bound, computed once (float64 then rounded to float32)
+        half_l = (levels_t.double() - 1) * (1 + eps) / 2
+        offset = torch.where(levels_t % 2 == 0, 0.5, 0.0).double()
+        self.register_buffer("_half_l", half_l.float(), persistent=False)
+        self.register_buffer("_offset", offset.float(), persistent=False)
+        self.register_buffer("_shift", torch.atanh(offset / half_l).float(), persistent=False)
+        self.register_buffer("_half_width_buf", (levels_t // 2).float(), persistent=False)
+        self.register_buffer(
+            "_float_basis", torch.tensor(basis, dtype=torch.float64).float(), persistent=False
+        )
         projected = self.dim != self.codebook_dim
         self.project_in: nn.Module = (
             nn.Linear(self.dim, self.codebook_dim) if projected else nn.Identity()
@@ -74,18 +85,14 @@ class FSQ(Quantizer):
 
     # -- grid arithmetic -------------------------------------------------------------------
     def _half_width(self) -> Tensor:
-        return (self.levels // 2).float()
+        return self._half_width_buf
 
     def bound(self, z: Tensor) -> Tensor:
         """Squash ``z: (..., d)`` into ``(-L/2, L/2)`` (shifted by 1/2 for even L).
 
         After rounding, channel ``i`` takes exactly ``levels[i]`` integer values.
         """
-        levels = self.levels.float()
-        half_l = (levels - 1) * (1 + self.eps) / 2
-        offset = torch.where(self.levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half_l)
-        return torch.tanh(z + shift) * half_l - offset
+        return torch.tanh(z + self._shift) * self._half_l - self._offset
 
     def _digits_to_codes(self, digits: Tensor) -> Tensor:
         """Grid digits ``(..., d)`` in ``[0, L_i)`` to mixed-radix codes ``(...)``."""
@@ -99,9 +106,14 @@ class FSQ(Quantizer):
         """``(N, D)`` -> (rounded grid values with straight-through ``(N, d)``, codes ``(N,)``)."""
         bounded = self.bound(self.project_in(z))
         rounded = torch.round(bounded)
-        codes = self._digits_to_codes(rounded.long() + self.levels // 2)
-        # exactly `rounded` in value; the gradient skips the rounding
-        return rounded + (bounded - bounded.detach()), codes
+        if self.codebook_size <= 1 << 24:  # float32 is exact: one small matmul
+            codes = ((rounded + self._half_width_buf) @ self._float_basis).long()
+        else:
+            codes = self._digits_to_codes(rounded.long() + self.levels // 2)
+        if bounded.requires_grad:
+            # exactly `rounded` in value; the gradient skips the rounding
+            rounded = rounded + (bounded - bounded.detach())
+        return rounded, codes
 
     # -- contract ----------------------------------------------------------------------------
     def _forward(self, z: Tensor) -> QuantizerOutput:

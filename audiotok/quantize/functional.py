@@ -21,6 +21,7 @@ from torch import Tensor
 __all__ = [
     "DISTANCE_BLOCK_ELEMENTS",
     "nearest_code",
+    "SquaredNormCache",
     "argmin_rows",
     "code_counts",
     "code_sums",
@@ -34,9 +35,11 @@ __all__ = [
     "sample_rows",
 ]
 
-#: Number of fp32 entries in one ``(rows, K)`` distance block (4 MiB): small enough to stay in
-#: cache between the matmul that writes it and the argmin that reads it.
-DISTANCE_BLOCK_ELEMENTS = 1 << 20
+#: Number of fp32 entries in one ``(rows, K)`` distance block (16 MiB, 4096 rows at K=1024):
+#: bounds memory whatever N is, while keeping the number of kernel launches (and, on a CPU,
+#: of OpenMP barriers, which dominate on a loaded machine) small. Smaller blocks were no
+#: faster single-threaded and much slower with 2 threads on a busy machine (bench/README.md).
+DISTANCE_BLOCK_ELEMENTS = 1 << 22
 
 
 @torch.no_grad()
@@ -97,8 +100,30 @@ def argmin_rows(x: Tensor) -> Tensor:
         return x.argmin(dim=1)
     grouped = x.view(n, k // group, group)
     best_group = grouped.amin(dim=2).argmin(dim=1)  # (N,)
-    rows = torch.arange(n, device=x.device)
-    return best_group * group + grouped[rows, best_group].argmin(dim=1)
+    winners = grouped.gather(1, best_group.view(n, 1, 1).expand(n, 1, group))  # (N, 1, g)
+    return torch.add(winners.view(n, group).argmin(dim=1), best_group, alpha=group)
+
+
+class SquaredNormCache:
+    """Caches ``codebook.pow(2).sum(1)`` until the codebook tensor changes.
+
+    The key is the tensor's storage pointer, shape and autograd version counter, which every
+    in-place change (an optimizer step, an EMA update, ``load_state_dict``) increments. Use it
+    only for a persistent parameter or buffer, never for a temporary tensor whose memory the
+    allocator may hand to the next temporary.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: Tensor | None = None
+
+    def __call__(self, codebook: Tensor) -> Tensor:
+        """``codebook: (K, D)`` -> ``(K,)`` squared row norms (detached)."""
+        key = (codebook.data_ptr(), codebook._version, tuple(codebook.shape), codebook.device)
+        if key != self._key or self._value is None:
+            self._value = codebook.detach().pow(2).sum(dim=1)
+            self._key = key
+        return self._value
 
 
 def code_counts(codes: Tensor, codebook_size: int) -> Tensor:

@@ -66,6 +66,7 @@ class VectorQuantizer(Quantizer):
         self.project_out: nn.Module = (
             nn.Linear(self.codebook_dim, dim) if projected else nn.Identity()
         )
+        self._sqnorm = QF.SquaredNormCache()
         self.codebook = nn.Parameter(
             torch.empty(codebook_size, self.codebook_dim).uniform_(
                 -1.0 / codebook_size, 1.0 / codebook_size
@@ -96,6 +97,10 @@ class VectorQuantizer(Quantizer):
         """The codebook as used for lookup: ``(K, codebook_dim)``, normalised if asked."""
         return F.normalize(self.codebook, dim=-1) if self.normalize else self.codebook
 
+    def _codebook_sqnorm(self) -> Tensor | None:
+        """Cached squared norms of the raw codebook; None (computed per call) if normalised."""
+        return None if self.normalize else self._sqnorm(self.codebook)
+
     def _latent(self, z: Tensor) -> Tensor:
         """``(N, D) -> (N, codebook_dim)``: projection and normalisation before the lookup."""
         z = self.project_in(z)
@@ -106,7 +111,7 @@ class VectorQuantizer(Quantizer):
         flat = z.reshape(-1, self.dim)
         latent = self._latent(flat)
         codebook = self._codebook()
-        codes = QF.nearest_code(latent.detach(), codebook.detach())
+        codes = QF.nearest_code(latent.detach(), codebook.detach(), self._codebook_sqnorm())
         code_vectors = F.embedding(codes, codebook)
         if self.training and flat.shape[0]:
             loss = F.mse_loss(code_vectors, latent.detach()) + self.beta * F.mse_loss(
@@ -123,7 +128,8 @@ class VectorQuantizer(Quantizer):
 
     def _encode(self, z: Tensor) -> Tensor:
         latent = self._latent(z.reshape(-1, self.dim))
-        return QF.nearest_code(latent, self._codebook()).reshape(z.shape[:-1])
+        codes = QF.nearest_code(latent, self._codebook(), self._codebook_sqnorm())
+        return codes.reshape(z.shape[:-1])
 
     def _decode(self, codes: Tensor) -> Tensor:
         return self.project_out(F.embedding(codes, self._codebook()))

@@ -98,3 +98,15 @@ def test_argmin_rows_matches_argmin_including_ties(k: int) -> None:
     assert torch.equal(QF.argmin_rows(x), x.argmin(dim=1))
     y = torch.randn(300, k)
     assert torch.equal(QF.argmin_rows(y), y.argmin(dim=1))
+
+
+def test_squared_norm_cache_follows_in_place_updates() -> None:
+    cache = QF.SquaredNormCache()
+    codebook = torch.nn.Parameter(torch.randn(5, 3))
+    first = cache(codebook)
+    assert cache(codebook) is first  # unchanged codebook: cached
+    with torch.no_grad():
+        codebook.mul_(2.0)  # e.g. an optimizer step
+    torch.testing.assert_close(cache(codebook), codebook.detach().pow(2).sum(dim=1))
+    codebook.data = torch.randn(5, 3)  # replaced storage
+    torch.testing.assert_close(cache(codebook), codebook.detach().pow(2).sum(dim=1))
