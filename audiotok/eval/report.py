@@ -116,17 +116,22 @@ class _Timer:
         self.cpu: dict[str, float] = {}
         self.audio: dict[str, float] = {}
 
+    @staticmethod
+    def _cpu() -> float:
+        t = os.times()  # this process and its finished children (opusenc/opusdec)
+        return t.user + t.system + t.children_user + t.children_system
+
     def run(self, name: str, audio_seconds: float, fn: Callable[[], Any]) -> Any:
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu = time.perf_counter(), self._cpu()
         try:
             return fn()
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
+            self.cpu[name] = self.cpu.get(name, 0.0) + self._cpu() - cpu
             self.audio[name] = self.audio.get(name, 0.0) + audio_seconds
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per stage: wall and CPU (all threads) seconds, and both per minute of audio."""
+        """Per stage: wall and CPU seconds (all threads and subprocesses), and per audio minute."""
         out = {}
         for k, s in self.seconds.items():
             minutes = max(self.audio[k] / 60.0, 1e-9)
