@@ -48,6 +48,15 @@ def window_code_stats(counts: Any) -> dict[str, float]:
     return out
 
 
+def _step_of(line: str) -> int | None:
+    """The step of a JSONL record, or None for a blank or torn (killed mid-write) line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return int(record["step"]) if isinstance(record, dict) and "step" in record else None
+
+
 def _plain(value: Any) -> float | int | str:
     if hasattr(value, "item"):
         value = value.item()
@@ -124,7 +133,8 @@ class MetricsLogger:
         if not self.path.exists():
             return
         lines = self.path.read_text().splitlines(keepends=True)
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        steps = [_step_of(ln) for ln in lines]
+        kept = [ln for ln, s in zip(lines, steps, strict=True) if s is not None and s <= step]
         if len(kept) == len(lines):
             return
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".metrics.", suffix=".tmp")

@@ -83,6 +83,8 @@ def test_metrics_log_is_truncated_on_resume(tmp_path: Path) -> None:
     for step in range(1, 6):
         log.log(step, "train", {"loss": torch.tensor(float(step))})
     log.close()
+    with (tmp_path / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 6, "spl')  # a line torn by a kill mid-write
     again = MetricsLogger(tmp_path, total_steps=5, start_step=3, tensorboard=False, progress=False)
     again.log(4, "train", {"loss": 40.0})
     again.close()
