@@ -146,7 +146,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(
         (
             n["key"],
-            n["state"].numpy().astype(np.uint32),
+            n["state"].cpu().numpy().astype(np.uint32),
             n["pos"],
             n["has_gauss"],
             n["cached_gaussian"],

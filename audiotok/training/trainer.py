@@ -194,7 +194,7 @@ class Trainer:
         path = ckpt.latest_checkpoint(self.run_dir) if resume is True else Path(resume)
         if path is None:
             raise UserError(f"nothing to resume: {self.run_dir} has no checkpoints")
-        return ckpt.load_checkpoint(path, map_location=self.device)
+        return ckpt.load_checkpoint(path, map_location="cpu")
 
     def _load_state(self, state: dict[str, Any], model: nn.Module, disc: nn.Module | None) -> None:
         saved = state["config"].get("model", {})
