@@ -84,9 +84,10 @@ def argmin_rows(x: Tensor) -> Tensor:
     """``x.argmin(dim=1)`` for a contiguous ``(N, K)`` matrix, faster on CPU.
 
     PyTorch's CPU ``argmin`` tracks indices with scalar code, while ``amin`` is vectorised
-    (an order of magnitude faster). So on CPU the K columns are split into G groups: ``amin``
-    finds every group's minimum, a small argmin picks the winning group, and a last argmin
-    runs inside that group only. Ties resolve to the lowest index, exactly as ``argmin``.
+    (an order of magnitude faster). So on CPU the K columns are split into G = 8 groups:
+    ``amin`` finds every group's minimum, a small argmin (N x 8, cheap and below the size at
+    which ATen starts threads) picks the winning group, and a last argmin runs inside that
+    group only. Ties resolve to the lowest index, exactly as ``argmin``.
 
     Args:
         x: ``(N, K)`` float, contiguous, finite.
@@ -95,13 +96,15 @@ def argmin_rows(x: Tensor) -> Tensor:
         ``(N,)`` long.
     """
     n, k = x.shape
-    group = next((g for g in (64, 32, 16) if k % g == 0 and k > g), 0)
-    if x.device.type != "cpu" or not group or not x.is_contiguous():
+    num_groups = next((g for g in (8, 16, 4) if k % g == 0 and k // g >= 8), 0)
+    if x.device.type != "cpu" or not num_groups or not x.is_contiguous():
         return x.argmin(dim=1)
+    group = k // num_groups
     grouped = x.view(n, k // group, group)
     best_group = grouped.amin(dim=2).argmin(dim=1)  # (N,)
-    winners = grouped.gather(1, best_group.view(n, 1, 1).expand(n, 1, group))  # (N, 1, g)
-    return torch.add(winners.view(n, group).argmin(dim=1), best_group, alpha=group)
+    # advanced indexing measured ~3x faster than gather/take_along_dim here
+    winners = grouped[torch.arange(n, device=x.device), best_group]  # (N, g)
+    return torch.add(winners.argmin(dim=1), best_group, alpha=group)
 
 
 class SquaredNormCache:

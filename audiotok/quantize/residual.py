@@ -125,8 +125,10 @@ class ResidualQuantizer(Quantizer):
         if n_used is None:
             n_used = self.stage_counts(z.shape[0], k, z.device)
         residual = z
-        total = torch.zeros_like(z)
+        total: Tensor | None = None
         param_path: Tensor | None = None
+        # stages with trainable output weights also get the reconstruction gradient
+        with_params = torch.is_grad_enabled()
         loss = z.new_zeros(())
         codes, counts = [], []
         for i, stage in enumerate(self.stages[:k]):
@@ -134,7 +136,7 @@ class ResidualQuantizer(Quantizer):
             if active is None or active.numel() == z.shape[0]:
                 out = stage._forward(residual)
                 q, c = out.quantized.detach(), out.codes
-                decoded = stage._decode(c) if _has_output_parameters(stage) else None
+                decoded = stage._decode(c) if with_params and _has_output(stage) else None
             else:
                 # only the samples that use this stage: keeps the stage's statistics honest
                 out = stage._forward(residual.index_select(0, active))
@@ -142,16 +144,18 @@ class ResidualQuantizer(Quantizer):
                 c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device)
                 c = c.index_copy_(0, active, out.codes)
                 decoded = None
-                if _has_output_parameters(stage) and active.numel():
+                if with_params and _has_output(stage) and active.numel():
                     decoded = torch.zeros_like(z).index_copy_(0, active, stage._decode(out.codes))
             if decoded is not None:
                 param_path = decoded if param_path is None else param_path + decoded
             if out.codes.numel():
                 loss = loss + out.loss
-            residual = residual - q
-            total = total + q
+            if i < k - 1:
+                residual = residual - q
+            total = q if total is None else total + q
             codes.append(c)
             counts.append(out.metrics["counts"] if "counts" in out.metrics else None)
+        assert total is not None
         # straight-through once, on the sum: exactly `total` in value, identity gradient to z
         quantized = total + (z - z.detach()) if z.requires_grad else total
         if param_path is not None:
@@ -197,5 +201,5 @@ class ResidualQuantizer(Quantizer):
         return quantized
 
 
-def _has_output_parameters(stage: Quantizer) -> bool:
+def _has_output(stage: Quantizer) -> bool:
     return bool(getattr(stage, "has_output_parameters", False))
