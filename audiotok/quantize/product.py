@@ -3,7 +3,12 @@
 :class:`ProductQuantizer` splits the D channels into G equal groups and quantizes each with
 its own quantizer, so G codebooks of size K address ``K**G`` combinations at the cost of G
 small searches. :class:`GroupedResidualQuantizer` uses a residual quantizer in every group
-(group-residual VQ); its codes are laid out group-major, ``(B, ..., G * k)``.
+(group-residual VQ).
+
+Codes are laid out *stage-major*: ``codes[..., s * G + g]`` is stage ``s`` of group ``g``.
+So the first ``m = k * G`` codebooks are exactly the first ``k`` residual stages of every
+group, and "keep the first m codebooks" means the same thing as for a plain residual
+quantizer (a lower bitrate), as long as ``m`` is a multiple of G.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ class ProductQuantizer(Quantizer):
         dim: D, divisible by ``groups``.
         groups: G.
         quantizers: a factory called with the group dimension ``D // G`` (G times), or a
-            sequence of G quantizers of that dimension. All must share ``codebook_size``.
+            sequence of G quantizers of that dimension. All must share ``codebook_size`` and
+            ``num_codebooks``.
 
     Shapes:
-        ``forward(z: (B, ..., D)) -> quantized (B, ..., D), codes (B, ..., G)`` for
-        single-codebook groups, or ``(B, ..., G * K)`` (group-major) for K-codebook groups.
+        ``forward(z: (B, ..., D)) -> quantized (B, ..., D), codes (B, ..., G * S)`` where S
+        is the number of codebooks of each group (1 for plain VQ groups), stage-major.
     """
 
     def __init__(
@@ -70,25 +76,40 @@ class ProductQuantizer(Quantizer):
     def extra_repr(self) -> str:
         return f"dim={self.dim}, groups={self.num_groups}, num_codebooks={self.num_codebooks}"
 
+    # -- layout ------------------------------------------------------------------------------
     def _split(self, z: Tensor) -> list[Tensor]:
         return list(z.split(self.group_dim, dim=-1))
 
-    def _group_codes(self, codes: Tensor, quantizer: Quantizer) -> Tensor:
-        """Group codes ``(B, ...)`` or ``(B, ..., K)`` as ``(B, ..., K)``."""
-        return codes if quantizer.codes_have_codebook_dim else codes.unsqueeze(-1)
+    def _interleave(self, group_codes: list[Tensor]) -> Tensor:
+        """G group codes ``(B, ..., S)`` or ``(B, ...)`` -> ``(B, ..., S * G)`` stage-major."""
+        parts = [
+            c if q.codes_have_codebook_dim else c.unsqueeze(-1)
+            for c, q in zip(group_codes, self.groups, strict=True)
+        ]
+        stacked = torch.stack(parts, dim=-1)  # (B, ..., S, G)
+        return stacked.flatten(-2)
 
+    def _deinterleave(self, codes: Tensor) -> list[Tensor]:
+        """``(B, ..., S * G)`` -> G group codes ``(B, ..., S)`` (or ``(B, ...)`` for S = 1)."""
+        by_group = codes.unflatten(-1, (-1, self.num_groups))  # (B, ..., S, G)
+        out = []
+        for g, q in enumerate(self.groups):
+            c = by_group[..., g]
+            out.append(c if q.codes_have_codebook_dim else c.squeeze(-1))
+        return out
+
+    # -- contract ------------------------------------------------------------------------------
     def _forward(self, z: Tensor) -> QuantizerOutput:
         outs = [q._forward(part) for q, part in zip(self.groups, self._split(z), strict=True)]
         return self._combine(outs)
 
     def _combine(self, outs: list[QuantizerOutput]) -> QuantizerOutput:
         quantized = torch.cat([o.quantized for o in outs], dim=-1)
-        codes = torch.cat(
-            [self._group_codes(o.codes, q) for o, q in zip(outs, self.groups, strict=True)],
-            dim=-1,
-        )
+        codes = self._interleave([o.codes for o in outs])
         loss = torch.stack([o.loss for o in outs]).sum()
-        counts = torch.cat([o.metrics["counts"].reshape(-1, self.codebook_size) for o in outs])
+        # (G, S, K) -> (S * G, K), in the order of the codes
+        counts = torch.stack([o.metrics["counts"].reshape(-1, self.codebook_size) for o in outs])
+        counts = counts.transpose(0, 1).reshape(-1, self.codebook_size)
         perplexity = torch.stack([o.metrics["perplexity"] for o in outs])
         usage = torch.stack([o.metrics["usage"] for o in outs])
         metrics = {
@@ -102,34 +123,22 @@ class ProductQuantizer(Quantizer):
 
     def _encode(self, z: Tensor) -> Tensor:
         parts = self._split(z)
-        return torch.cat(
-            [self._group_codes(q._encode(p), q) for q, p in zip(self.groups, parts, strict=True)],
-            dim=-1,
-        )
+        return self._interleave([q._encode(p) for q, p in zip(self.groups, parts, strict=True)])
 
     def _decode(self, codes: Tensor) -> Tensor:
-        k = codes.shape[-1] // self.num_groups
-        if k * self.num_groups != codes.shape[-1]:
-            raise ValueError(
-                f"expected codes (B, ..., G * k) with G = {self.num_groups}, "
-                f"got {tuple(codes.shape)}"
-            )
-        parts = codes.split(k, dim=-1)
-        decoded = [
-            q._decode(p if q.codes_have_codebook_dim else p.squeeze(-1))
-            for q, p in zip(self.groups, parts, strict=True)
-        ]
+        per_group = self._deinterleave(codes)
+        decoded = [q._decode(c) for q, c in zip(self.groups, per_group, strict=True)]
         return torch.cat(decoded, dim=-1)
 
     def check_codes(self, codes: Tensor, num_codebooks: int | None = None) -> None:
         super().check_codes(codes, num_codebooks)
-        per_group = self.codebooks_per_group if num_codebooks is None else num_codebooks
-        if codes.shape[-1] % self.num_groups or codes.shape[-1] // self.num_groups > per_group:
+        if codes.shape[-1] % self.num_groups:
             raise ValueError(
-                f"expected codes (B, ..., G * k) with G = {self.num_groups} and "
-                f"1 <= k <= {self.codebooks_per_group}, got {tuple(codes.shape)}"
+                f"expected codes (B, ..., m) with m a multiple of the {self.num_groups} groups "
+                f"(the first m / {self.num_groups} stages of every group), "
+                f"got {tuple(codes.shape)}"
             )
-        if not self.groups[0].codes_have_codebook_dim and codes.shape[-1] != self.num_groups:
+        if self.codebooks_per_group == 1 and codes.shape[-1] != self.num_groups:
             raise ValueError(
                 f"expected codes (B, ..., {self.num_groups}), got {tuple(codes.shape)}"
             )
@@ -142,13 +151,14 @@ class GroupedResidualQuantizer(ProductQuantizer):
         dim: D, divisible by ``groups``.
         groups: G.
         stage: factory called with the group dimension ``D // G`` for each of the G * K stages.
-        num_codebooks: K, residual stages per group.
+        num_codebooks: K, residual stages per group (``self.num_codebooks`` is G * K).
         dropout: quantizer dropout probability; a dropped sample uses the same random number
             of stages in every group.
 
     Shapes:
-        ``forward(z: (B, ..., D), num_codebooks=k) -> codes (B, ..., G * k)`` group-major:
-        ``codes[..., g * k + i]`` is stage ``i`` of group ``g``.
+        ``forward(z: (B, ..., D), num_codebooks=m) -> codes (B, ..., m)``, stage-major
+        (``codes[..., s * G + g]`` is stage ``s`` of group ``g``); ``m`` must be a multiple
+        of G, and the first ``m / G`` stages of each group are used.
     """
 
     groups: nn.ModuleList
@@ -173,13 +183,26 @@ class GroupedResidualQuantizer(ProductQuantizer):
     def _residuals(self) -> list[ResidualQuantizer]:
         return list(self.groups)  # type: ignore[arg-type]
 
-    def _k(self, num_codebooks: int | None) -> int:
-        return self._residuals()[0]._check_num_codebooks(num_codebooks)
+    def _stages_per_group(self, num_codebooks: int | None) -> int:
+        """Total codebooks ``m`` (a multiple of G) -> stages per group ``m / G``."""
+        if num_codebooks is None:
+            return self.codebooks_per_group
+        g = self.num_groups
+        if (
+            not isinstance(num_codebooks, int)
+            or num_codebooks % g
+            or not 1 <= num_codebooks // g <= self.codebooks_per_group
+        ):
+            raise ValueError(
+                f"num_codebooks must be a multiple of the {g} groups in "
+                f"[{g}, {self.num_codebooks}], got {num_codebooks}"
+            )
+        return num_codebooks // g
 
     def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
-        """Quantize ``z: (B, ..., D)`` with the first ``num_codebooks`` stages of each group."""
+        """Quantize ``z: (B, ..., D)`` with the first ``num_codebooks`` codebooks (all if None)."""
         self.check_input(z)
-        k = self._k(num_codebooks)
+        k = self._stages_per_group(num_codebooks)
         with torch.autocast(device_type=z.device.type, enabled=False):
             z32 = z.float()
             n_used = self._residuals()[0].stage_counts(z.shape[0], k, z.device)
@@ -193,11 +216,11 @@ class GroupedResidualQuantizer(ProductQuantizer):
 
     @torch.no_grad()
     def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
-        """Vectors ``(B, ..., D)`` to codes ``(B, ..., G * k)``, ``k = num_codebooks or K``."""
+        """Vectors ``(B, ..., D)`` to codes ``(B, ..., m)``, ``m = num_codebooks or G * K``."""
         self.check_input(z)
-        k = self._k(num_codebooks)
+        k = self._stages_per_group(num_codebooks)
         with torch.autocast(device_type=z.device.type, enabled=False):
             parts = self._split(z.float())
-            return torch.cat(
-                [q._encode(p, k) for q, p in zip(self._residuals(), parts, strict=True)], dim=-1
+            return self._interleave(
+                [q._encode(p, k) for q, p in zip(self._residuals(), parts, strict=True)]
             )

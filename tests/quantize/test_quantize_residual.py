@@ -12,6 +12,7 @@ from audiotok.quantize import (
     EMAVectorQuantizer,
     GroupedResidualQuantizer,
     KMeansInit,
+    ProductQuantizer,
     ResidualQuantizer,
     VectorQuantizer,
 )
@@ -74,6 +75,8 @@ def test_quantizer_dropout_varies_stages_per_sample_in_training_only() -> None:
     valid = out.codes >= 0
     assert torch.all(valid[..., 1:] <= valid[..., :-1])
     assert float(out.metrics["num_stages"]) < K
+    # each stage only sees (and counts) the samples that use it
+    torch.testing.assert_close(out.metrics["counts"].sum(dim=1), valid.sum(dim=(0, 1)).float())
     # each sample's output is the sum of exactly its first n stage outputs
     b = int(per_sample.argmin())
     n = int(per_sample[b])
@@ -125,13 +128,33 @@ def test_stages_must_agree() -> None:
         ResidualQuantizer([FSQ([3, 3])], dropout=1.5)
 
 
-def test_grouped_residual_partial_codes_layout() -> None:
+def test_grouped_residual_codes_are_stage_major() -> None:
     q = GroupedResidualQuantizer(D, 2, lambda d: EMAVectorQuantizer(d, 16), 3).eval()
+    assert q.num_codebooks == 6
     z = torch.randn(2, 7, D)
     codes = q.encode(z)
     assert codes.shape == (2, 7, 6)
-    partial = q.encode(z, num_codebooks=2)
-    assert torch.equal(partial, torch.cat([codes[..., 0:2], codes[..., 3:5]], dim=-1))
-    torch.testing.assert_close(q.decode(partial), q(z, num_codebooks=2).quantized)
+    # codes[..., s * G + g] is stage s of group g
+    for g, group in enumerate(q.groups):
+        assert torch.equal(codes[..., g::2], group.encode(z[..., g * 4 : (g + 1) * 4]))
+    # the first m = 2 * k codebooks are the first k stages of every group: a lower bitrate
+    partial = q.encode(z, num_codebooks=4)
+    assert torch.equal(partial, codes[..., :4])
+    torch.testing.assert_close(q.decode(codes[..., :4]), q(z, num_codebooks=4).quantized)
+    torch.testing.assert_close(q(z).quantized, q.decode(codes))
+    for bad in (3, 0, 8):
+        with pytest.raises(ValueError):
+            q.encode(z, num_codebooks=bad)
     with pytest.raises(ValueError):
         q.decode(codes[..., :5])  # not a multiple of the number of groups
+
+
+def test_product_codes_and_counts_follow_the_groups() -> None:
+    q = ProductQuantizer(D, 4, lambda d: VectorQuantizer(d, 16)).eval()
+    z = torch.randn(3, 5, D)
+    out = q(z)
+    assert out.codes.shape == (3, 5, 4)
+    for g, group in enumerate(q.groups):
+        assert torch.equal(out.codes[..., g], group.encode(z[..., 2 * g : 2 * g + 2]))
+        counts = torch.bincount(out.codes[..., g].reshape(-1), minlength=16).float()
+        assert torch.equal(out.metrics["counts"][g], counts)
