@@ -160,6 +160,9 @@ class EMAVectorQuantizer(Quantizer):
             counts = torch.empty_like(self.ema_counts)
         D.broadcast_(centroids)
         D.broadcast_(counts)
+        # a centroid that won no sample still gets a unit count: with a zero count its EMA
+        # sum would be zero too and the next update would move the code to the origin
+        counts = counts.clamp_min(1.0)
         self.codebook.copy_(centroids)
         self.ema_counts.copy_(counts)
         self.ema_sums.copy_(centroids * counts[:, None])
