@@ -175,12 +175,14 @@ class EMAVectorQuantizer(Quantizer):
         Returns:
             The number of codes restarted.
         """
-        stats = torch.cat([counts[:, None], QF.code_sums(flat, codes, self.codebook_size)], 1)
-        D.all_reduce_sum_(stats)  # one collective for counts and sums
-        QF.ema_update_(self.ema_counts, stats[:, 0], self.decay)
-        QF.ema_update_(self.ema_sums, stats[:, 1:], self.decay)
-        smoothed = QF.laplace_smoothing(self.ema_counts, self.epsilon).clamp_min(self.epsilon)
-        self.codebook.copy_(self.ema_sums / smoothed[:, None])
+        sums = QF.code_sums(flat, codes, self.codebook_size)
+        if D.is_distributed():
+            stats = D.all_reduce_sum_(torch.cat([counts[:, None], sums], 1))  # one collective
+            counts, sums = stats[:, 0], stats[:, 1:]
+        QF.ema_update_(self.ema_counts, counts, self.decay)
+        QF.ema_update_(self.ema_sums, sums, self.decay)
+        smoothed = QF.laplace_smoothing(self.ema_counts, self.epsilon).clamp_min_(self.epsilon)
+        torch.div(self.ema_sums, smoothed[:, None], out=self.codebook)
         self.steps += 1
         if self.restart is not None and int(self.steps) % self.restart.every == 0:
             return self._restart(flat)

@@ -80,6 +80,10 @@ class FSQ(Quantizer):
         """True when ``quantized`` goes through a trainable output projection."""
         return self.dim != self.codebook_dim
 
+    def output_path(self, codes: Tensor) -> Tensor:
+        """``decode(codes)``, differentiable in ``project_out``: ``(B, ...) -> (B, ..., D)``."""
+        return self._decode(codes)
+
     def extra_repr(self) -> str:
         return f"levels={self.level_list}, dim={self.dim}, codebook_size={self.codebook_size}"
 

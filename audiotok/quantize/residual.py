@@ -6,8 +6,9 @@ the output is the sum of the stage outputs. Following moshi (and the fix for EnC
 straight-through estimator is applied once, on the sum: the gradient of ``quantized`` with
 respect to ``z`` is the identity, not ``K`` times it. Every stage still receives a gradient
 through its own codebook/commitment losses. Stages whose output depends on trainable weights
-(a factorised :class:`~audiotok.quantize.vq.VectorQuantizer` with its ``project_out``) also
-get the reconstruction gradient through ``decode(codes)``, as in DAC (arXiv:2306.06546).
+(a factorised :class:`~audiotok.quantize.vq.VectorQuantizer` or projected FSQ with its
+``project_out``) also get the reconstruction gradient into those weights through their
+``output_path(codes)``, as in DAC (arXiv:2306.06546).
 
 *Quantizer dropout* (SoundStream section 3.3): in training, with probability ``dropout`` a
 sample uses only the first ``n ~ U{1..K}`` stages, so one model serves every bitrate. Only the
@@ -136,16 +137,16 @@ class ResidualQuantizer(Quantizer):
             if active is None or active.numel() == z.shape[0]:
                 out = stage._forward(residual)
                 q, c = out.quantized.detach(), out.codes
-                decoded = stage._decode(c) if with_params and _has_output(stage) else None
+                decoded = _output_path(stage, c) if with_params else None
             else:
                 # only the samples that use this stage: keeps the stage's statistics honest
                 out = stage._forward(residual.index_select(0, active))
                 q = torch.zeros_like(z).index_copy_(0, active, out.quantized.detach())
                 c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device)
                 c = c.index_copy_(0, active, out.codes)
-                decoded = None
-                if with_params and _has_output(stage) and active.numel():
-                    decoded = torch.zeros_like(z).index_copy_(0, active, stage._decode(out.codes))
+                decoded = _output_path(stage, out.codes) if with_params else None
+                if decoded is not None:
+                    decoded = torch.zeros_like(z).index_copy_(0, active, decoded)
             if decoded is not None:
                 param_path = decoded if param_path is None else param_path + decoded
             if out.codes.numel():
@@ -201,5 +202,8 @@ class ResidualQuantizer(Quantizer):
         return quantized
 
 
-def _has_output(stage: Quantizer) -> bool:
-    return bool(getattr(stage, "has_output_parameters", False))
+def _output_path(stage: Quantizer, codes: Tensor) -> Tensor | None:
+    """The stage's ``output_path(codes)`` when its output has trainable weights, else None."""
+    if not getattr(stage, "has_output_parameters", False):
+        return None
+    return stage.output_path(codes)  # type: ignore[attr-defined]

@@ -82,9 +82,14 @@ class VectorQuantizer(Quantizer):
     def has_output_parameters(self) -> bool:
         """True when ``quantized`` depends on trainable weights beyond the codebook.
 
-        A residual quantizer uses this to keep a gradient path into ``project_out``.
+        A residual quantizer then adds :meth:`output_path` to keep a reconstruction
+        gradient into ``project_out``.
         """
         return self.projected
+
+    def output_path(self, codes: Tensor) -> Tensor:
+        """``decode(codes)`` with gradients to ``project_out`` only: ``(B, ...) -> (B, ..., D)``."""
+        return self.project_out(F.embedding(codes, self._codebook()).detach())
 
     def extra_repr(self) -> str:
         return (
@@ -120,8 +125,8 @@ class VectorQuantizer(Quantizer):
         else:
             loss = z.new_zeros(())
         # straight-through: the value is exactly code_vectors (x - x == 0 in floating point),
-        # the gradient with respect to latent is the identity
-        quantized = code_vectors + (latent - latent.detach())
+        # the gradient goes to latent unchanged and not to the codebook (VQ-VAE's sg(e - z))
+        quantized = code_vectors.detach() + (latent - latent.detach())
         codes = codes.reshape(z.shape[:-1])
         quantized = self.project_out(quantized.reshape(*codes.shape, self.codebook_dim))
         return QuantizerOutput(quantized, codes, loss, QF.usage_metrics(codes, self.codebook_size))

@@ -158,3 +158,16 @@ def test_product_codes_and_counts_follow_the_groups() -> None:
         assert torch.equal(out.codes[..., g], group.encode(z[..., 2 * g : 2 * g + 2]))
         counts = torch.bincount(out.codes[..., g].reshape(-1), minlength=16).float()
         assert torch.equal(out.metrics["counts"][g], counts)
+
+
+def test_codebooks_learn_from_their_losses_not_from_the_reconstruction() -> None:
+    # VQ-VAE: quantized = z + sg(e - z), so the decoder's gradient never reaches the codebook
+    single = VectorQuantizer(D, 16).train()
+    z = torch.randn(4, 5, D, requires_grad=True)
+    single(z).quantized.square().sum().backward()
+    assert single.codebook.grad is None or not single.codebook.grad.any()
+    rvq = ResidualQuantizer.from_factory(lambda: VectorQuantizer(D, 16, codebook_dim=2), 2).train()
+    rvq(z).quantized.square().sum().backward()
+    for stage in rvq.stages:
+        assert stage.codebook.grad is None or not stage.codebook.grad.any()
+        assert stage.project_out.weight.grad.abs().sum() > 0
