@@ -165,7 +165,8 @@ class ValidationConfig:
 class TrainConfig:
     """A whole recipe. ``run_dir`` defaults to ``runs/<recipe name>``; ``device`` is
     ``auto|cpu|cuda|cuda:N``; ``precision`` is ``auto|fp32|bf16`` (bf16 autocast on CUDA only;
-    ``auto`` picks bf16 where supported)."""
+    ``auto`` picks bf16 where supported); ``threads`` sets torch's CPU threads per process
+    (``null``: torch's default; 1 is often fastest on a busy or small CPU)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -179,6 +180,7 @@ class TrainConfig:
     run_dir: str | None = None
     device: str = "auto"
     precision: str = "auto"
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (tuples become lists), for checkpoints and ``config.yaml``."""
@@ -319,6 +321,8 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise UserError(f"'{key}' in {source} must be >= 0, got {value}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UserError(f"'threads' in {source} must be >= 1 or null, got {cfg.threads}")
     if not 0.0 <= cfg.optim.min_lr_ratio <= 1.0:
         raise UserError(f"'optim.min_lr_ratio' in {source} must be in [0, 1]")
     if not cfg.model.family:

@@ -220,10 +220,9 @@ class CodecTask:
                     logits, feats = disc(torch.cat([batch, fake], dim=0))
             finally:
                 disc.requires_grad_(True)
-            real_logits, fake_logits = _split([lg.float() for lg in logits])
+            _, fake_logits = _split([lg.float() for lg in logits])
             real_feats = [[t.float().chunk(2)[0] for t in fs] for fs in feats]
             fake_feats = [[t.float().chunk(2)[1] for t in fs] for fs in feats]
-            del real_logits
             if self.cfg.adversarial > 0:
                 losses["adversarial"] = hinge_generator_loss(fake_logits)
             if self.cfg.feature_matching > 0:

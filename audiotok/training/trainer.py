@@ -112,6 +112,8 @@ class Trainer:
         dist: DistInfo | None = None,
     ) -> None:
         self.cfg = config
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self.dist = dist or init_distributed(config.device)
         self.device = self.dist.device
         self.run_dir = Path(config.run_dir or "runs/default")
