@@ -92,14 +92,6 @@ def test_ema_update_in_place() -> None:
     torch.testing.assert_close(avg, torch.tensor([1.5, 2.5]))
 
 
-@pytest.mark.parametrize("k", [7, 32, 64, 96, 1000, 1024])
-def test_argmin_rows_matches_argmin_including_ties(k: int) -> None:
-    x = torch.randint(0, 5, (300, k)).float()  # many ties
-    assert torch.equal(QF.argmin_rows(x), x.argmin(dim=1))
-    y = torch.randn(300, k)
-    assert torch.equal(QF.argmin_rows(y), y.argmin(dim=1))
-
-
 def test_squared_norm_cache_follows_in_place_updates() -> None:
     cache = QF.SquaredNormCache()
     codebook = torch.nn.Parameter(torch.randn(5, 3))
