@@ -230,13 +230,9 @@ def test_info(models: tuple[str, str]) -> None:
 
 def test_real_process_exit_codes(tmp_path: Path, models: tuple[str, str]) -> None:
     sf.write(tmp_path / "a.wav", _noise(300), 8000)
-    cmd = [sys.executable, "-m", "audiotok"]
-    ok = subprocess.run(
-        [*cmd, "encode", str(tmp_path / "a.wav"), "-m", models[0]], capture_output=True, text=True
-    )
-    assert ok.returncode == 0 and (tmp_path / "a.npy").exists(), ok.stderr
-    bad = subprocess.run(
-        [*cmd, "decode", str(tmp_path / "a.npy"), "-m", models[1]], capture_output=True, text=True
-    )
+    assert run("encode", str(tmp_path / "a.wav"), "-m", models[0])[0] == 0
+    cmd = [sys.executable, "-m", "audiotok", "decode", str(tmp_path / "a.npy"), "-m", models[1]]
+    bad = subprocess.run(cmd, capture_output=True, text=True)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith(f"error: {tmp_path / 'a.npy'}: tokens were made by model")
+    assert bad.stderr.count("\n") == 1
