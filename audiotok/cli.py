@@ -196,7 +196,7 @@ def encode(
         totals["seconds"] += meta.length / meta.sample_rate
         totals["tokens"] += codes.numel()
 
-    failed = _each_file(jobs, work)
+    failed = run_or_exit(lambda: _each_file(jobs, work))
     rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
     typer.echo(
         f"encoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio, "
@@ -248,7 +248,7 @@ def decode(
             rate or tok.sample_rate
         )
 
-    failed = _each_file(jobs, work)
+    failed = run_or_exit(lambda: _each_file(jobs, work))
     typer.echo(
         f"decoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio"
     )

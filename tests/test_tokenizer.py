@@ -215,6 +215,23 @@ def test_files_stream_in_bounded_windows(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "orig.flac", "out.wav"]
 
 
+def test_failed_decode_leaves_nothing(tmp_path: Path) -> None:
+    model = tiny()
+    tok = AudioTokenizer(model, chunk_seconds=0.002)
+    calls = []
+
+    def broken(codes: torch.Tensor) -> torch.Tensor:
+        calls.append(codes.shape)
+        if len(calls) > 1:
+            raise RuntimeError("boom")
+        return SoundStream.decode(model, codes)
+
+    model.decode = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="boom"):
+        tok.decode_to_file(torch.zeros(3, 50, dtype=torch.long), tmp_path / "x.wav")
+    assert not list(tmp_path.iterdir())
+
+
 def test_file_errors(tmp_path: Path) -> None:
     tok = AudioTokenizer(tiny())
     (tmp_path / "text.wav").write_text("not audio")
