@@ -68,25 +68,41 @@ def run_or_exit(fn: Callable[[], T]) -> T:
 _TOKEN_SUFFIXES = frozenset({".npy", ".npz"})
 
 
-def _expand(items: list[str], suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
-    """``(file, path relative to an output folder)`` for each input.
+def _expand(items: list[str], suffixes: frozenset[str]) -> tuple[list[tuple[Path, Path]], int]:
+    """``(file, path relative to an output folder)`` for each input, and a failure count.
 
-    Files are taken as given (a missing one is kept, to be reported), folders are searched
-    recursively for ``suffixes`` and globs (``*``, ``?``, ``[``, ``**``) are expanded.
+    Files are taken as given (a missing one is kept, to be reported when read), folders are
+    searched recursively for ``suffixes``, globs (``*``, ``?``, ``[``, ``**``) are expanded
+    (folders among the matches searched too). A folder or glob without any matching file is
+    reported here as ``error: <input>: ...`` and counted.
     """
     out: list[tuple[Path, Path]] = []
+    failed = 0
+
+    def search(folder: Path) -> list[tuple[Path, Path]]:
+        found = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+        return [(f, f.relative_to(folder)) for f in found]
+
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
-            out += [(f, f.relative_to(p)) for f in found]
+            found = search(p)
         elif not p.exists() and any(ch in item for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            files = [m for m in matches if m.is_file()]
-            out += [(m, Path(m.name)) for m in files] or [(p, Path(p.name))]
+            found = []
+            for m in sorted(Path(m) for m in glob.glob(item, recursive=True)):
+                if m.is_dir():
+                    found += [(f, Path(m.name) / rel) for f, rel in search(m)]
+                elif m.suffix.lower() in suffixes:
+                    found.append((m, Path(m.name)))
         else:
             out.append((p, Path(p.name)))
-    return out
+            continue
+        if not found:
+            failed += 1
+            kinds = ", ".join(sorted(suffixes))
+            typer.echo(f"error: {item}: no matching files ({kinds})", err=True)
+        out += found
+    return out, failed
 
 
 def _raise(exc: Exception) -> None:
@@ -181,9 +197,9 @@ def encode(
     tok = run_or_exit(lambda: hub.load(model))
     kbps = None if bitrate is None else bitrate * 1000
     k = run_or_exit(lambda: tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=kbps))
+    found, failed = _expand(inputs, AUDIO_EXTENSIONS)
     jobs = [
-        (src, ((out_dir / rel) if out_dir else src).with_suffix("." + fmt))
-        for src, rel in _expand(inputs, AUDIO_EXTENSIONS)
+        (src, ((out_dir / rel) if out_dir else src).with_suffix("." + fmt)) for src, rel in found
     ]
     totals = {"files": 0, "seconds": 0.0, "tokens": 0}
 
@@ -196,7 +212,7 @@ def encode(
         totals["seconds"] += meta.length / meta.sample_rate
         totals["tokens"] += codes.numel()
 
-    failed = run_or_exit(lambda: _each_file(jobs, work))
+    failed += run_or_exit(lambda: _each_file(jobs, work))
     rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
     typer.echo(
         f"encoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio, "
@@ -225,7 +241,7 @@ def decode(
     from audiotok.codes import read_codes
 
     tok = run_or_exit(lambda: hub.load(model))
-    found = _expand(tokens, _TOKEN_SUFFIXES)
+    found, failed = _expand(tokens, _TOKEN_SUFFIXES)
     single = out is not None and len(found) == 1 and out.suffix.lower() in AUDIO_EXTENSIONS
     jobs = [
         (src, out if single else ((out / rel) if out else src).with_suffix(".wav"))
@@ -248,7 +264,7 @@ def decode(
             rate or tok.sample_rate
         )
 
-    failed = run_or_exit(lambda: _each_file(jobs, work))
+    failed += run_or_exit(lambda: _each_file(jobs, work))
     typer.echo(
         f"decoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio"
     )

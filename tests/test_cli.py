@@ -100,6 +100,14 @@ def test_folders_globs_formats_and_bitrate(tmp_path: Path, models: tuple[str, st
     assert read_codes(tmp_path / "z" / "a.npz")[0].shape == (1, 63)
     code, _, _ = run("decode", str(tmp_path / "tok"), "-o", str(tmp_path / "dec"), "-m", model)
     assert code == 0 and sf.info(tmp_path / "dec" / "sub" / "b.wav").frames == 900
+    (tmp_path / "void").mkdir()
+    code, out, err = run(
+        "encode", str(tmp_path / "void"), str(tmp_path / "in" / "a.wav"), "-m", model
+    )
+    assert code == 1 and err.startswith(f"error: {tmp_path / 'void'}: no matching files")
+    assert "encoded 1 file(s), 1 failed" in out
+    code, _, err = run("encode", str(tmp_path / "nothing*.wav"), "-m", model)
+    assert code == 1 and "no matching files" in err
     np.save(tmp_path / "plain.npy", np.ones((3, 7), np.int64))  # no metadata: T' * hop samples
     code, _, _ = run("decode", str(tmp_path / "plain.npy"), "-m", model)
     assert code == 0 and sf.info(tmp_path / "plain.wav").frames == 56
