@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     if peer is None:
         print("note: vector-quantize-pytorch is not installed; timing audiotok alone")
     else:
-        print(f"peer: vector-quantize-pytorch {getattr(peer, '__version__', '')}".rstrip())
+        from importlib.metadata import version
+
+        print(f"peer: vector-quantize-pytorch {version('vector-quantize-pytorch')}")
 
     mm_rate, nn_rate, nn_time = matmul_and_search(args, z)
     print(
