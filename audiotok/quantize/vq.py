@@ -126,7 +126,9 @@ class VectorQuantizer(Quantizer):
             loss = z.new_zeros(())
         # straight-through: the value is exactly code_vectors (x - x == 0 in floating point),
         # the gradient goes to latent unchanged and not to the codebook (VQ-VAE's sg(e - z))
-        quantized = code_vectors.detach() + (latent - latent.detach())
+        quantized = code_vectors.detach()
+        if latent.requires_grad:
+            quantized = quantized + (latent - latent.detach())
         codes = codes.reshape(z.shape[:-1])
         quantized = self.project_out(quantized.reshape(*codes.shape, self.codebook_dim))
         return QuantizerOutput(quantized, codes, loss, QF.usage_metrics(codes, self.codebook_size))
