@@ -133,6 +133,12 @@ def save_pretrained(
     try:
         (tmp / CONFIG_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         save_model(model, str(tmp / WEIGHTS_NAME))
+        # mkdtemp makes a private (0700) folder; an export is meant to be shared/packaged
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
+        for f in tmp.iterdir():
+            f.chmod(0o666 & ~umask)
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
             os.replace(dest, old / "x")

@@ -141,3 +141,18 @@ def test_missing_folder_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_unregistered_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a registered"):
         hub.save_pretrained(torch.nn.Linear(2, 2), tmp_path / "x")  # type: ignore[arg-type]
+
+
+def test_export_is_readable_by_others(tmp_path: Path) -> None:
+    # a private 0700/0600 export could not be packaged or shared
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        dest = hub.save_pretrained(tiny_soundstream("istft"), tmp_path / "m")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o755
+    for f in dest.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f.name
