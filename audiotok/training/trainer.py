@@ -217,11 +217,19 @@ class Trainer:
         if self.opt_d is not None and state.get("disc_optimizer") is not None:
             self.opt_d.load_state_dict(state["disc_optimizer"])
             self.sched_d.load_state_dict(state["disc_scheduler"])
-        # the recipe, not the checkpoint, decides the schedule (e.g. a longer --max-steps)
-        self.sched_g.lr_lambdas[0].__dict__.update(vars(self._schedule()))
-        if self.sched_d is not None:
-            offset = self.cfg.discriminator.start_step
-            self.sched_d.lr_lambdas[0].__dict__.update(vars(self._schedule(offset)))
+        # the recipe, not the checkpoint, decides the schedule, the learning rates and the
+        # betas (e.g. a longer --max-steps, or a fine-tuning phase at a lower lr); with the
+        # same recipe every value below equals the saved one, so resume stays exact
+        o, dcfg = self.cfg.optim, self.cfg.discriminator
+        _retune(self.opt_g, self.sched_g, self._schedule(), o.lr, o.betas)
+        if self.opt_d is not None and self.sched_d is not None:
+            _retune(
+                self.opt_d,
+                self.sched_d,
+                self._schedule(dcfg.start_step),
+                dcfg.lr if dcfg.lr is not None else o.lr,
+                dcfg.betas if dcfg.betas is not None else o.betas,
+            )
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
@@ -508,3 +516,21 @@ def train_recipe(
         )
     target: bool | str | os.PathLike = resume_from if resume_from is not None else resume
     return train(config, resume=target)
+
+
+def _retune(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    schedule: WarmupSchedule,
+    lr: float,
+    betas: tuple[float, float],
+) -> None:
+    """Apply the recipe's schedule, base lr and betas to a restored optimiser/scheduler pair."""
+    scheduler.lr_lambdas[0].__dict__.update(vars(schedule))
+    scheduler.base_lrs = [float(lr)] * len(optimizer.param_groups)
+    factor = schedule(scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = float(lr)
+        group["lr"] = float(lr) * factor
+        group["betas"] = tuple(float(b) for b in betas)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]

@@ -126,3 +126,27 @@ def test_corrupt_checkpoint_is_a_user_error(tmp_path: Path) -> None:
         ckpt.load_checkpoint(bad)
     with pytest.raises(UserError, match="not found"):
         ckpt.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_from_takes_the_recipes_lr_and_betas(
+    tiny_recipe: dict[str, Any], tmp_path: Path
+) -> None:
+    # a fine-tuning phase (e.g. turning the adversary on at a lower lr) resumes from a
+    # checkpoint with a new recipe: the recipe's lr, schedule and betas must win over the
+    # checkpoint's, for the generator and for the discriminator
+    first = _run(dict(tiny_recipe, run_dir=str(tmp_path / "a")), stop_at=3)
+    tuned = json.loads(json.dumps(tiny_recipe))
+    tuned["run_dir"] = str(tmp_path / "b")
+    tuned["optim"].update(lr=2.5e-4, schedule="constant", betas=[0.7, 0.95], max_steps=5)
+    tuned["discriminator"].update(lr=1.5e-4, betas=[0.6, 0.9])
+    done = _run(tuned, resume=str(first.checkpoint))
+    assert done.step == 5
+    state = ckpt.load_checkpoint(done.checkpoint)
+    for key, lr, betas in (
+        ("optimizer", 2.5e-4, (0.7, 0.95)),
+        ("disc_optimizer", 1.5e-4, (0.6, 0.9)),
+    ):
+        group = state[key]["param_groups"][0]
+        assert group["lr"] == pytest.approx(lr), key  # constant schedule after warm-up
+        assert tuple(group["betas"]) == pytest.approx(betas), key
+    assert state["scheduler"]["base_lrs"] == [pytest.approx(2.5e-4)]
