@@ -6,7 +6,9 @@ scalars (``seed``, ``run_dir``, ``device``, ``precision``). Every key is checked
 or unknown key at any level is a :class:`~audiotok.errors.UserError` with one line naming the
 key's dotted path and where it came from (``unknown key 'optim.lrr' in recipe.yaml``). Values
 are type-checked the same way. Command-line overrides (``--set optim.lr=3e-4``) are parsed
-with ``yaml.safe_load`` and obey the same rules.
+with ``yaml.safe_load`` and obey the same rules. Strings may use ``${NAME}`` or
+``${NAME:-default}`` environment variables (:func:`expand_env`), which is how the bundled
+recipes find their corpus (``AUDIOTOK_CORPUS``).
 
 Free-form dicts (``model.config``, ``discriminator.msstft``/``mpd``, ``loss.mel_options``/
 ``stft_options``) are passed on to the classes they configure; their keys are checked here
@@ -19,6 +21,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "apply_overrides",
+    "expand_env",
 ]
 
 
@@ -440,6 +445,39 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return out
 
 
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, source: str = "config") -> Any:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string of a parsed recipe.
+
+    Recipes name their data as ``${AUDIOTOK_CORPUS:-/work/cache/corpus}/train.jsonl`` so that
+    users point them at their own copy with one environment variable instead of editing the
+    file. A variable that is unset and has no default is an error, never an empty string.
+
+    Raises:
+        UserError: a ``${NAME}`` with ``NAME`` unset and no ``:-default``.
+    """
+    if isinstance(value, dict):
+        return {k: expand_env(v, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, source) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise UserError(
+                f"{source}: ${{{name}}} is used but the environment variable {name} is not set"
+            )
+        return default
+
+    return _ENV_VAR.sub(substitute, value)
+
+
 def load_config(
     path: str | Path,
     overrides: list[str] | None = None,
@@ -471,6 +509,7 @@ def load_config(
     config_from_dict(raw, path.name)  # report the file's own mistakes against the file
     if overrides:
         raw = apply_overrides(raw, overrides)
+    raw = expand_env(raw, path.name)
     if raw.get("run_dir") is None:
         raw = {**raw, "run_dir": str(Path("runs") / path.stem)}
     return config_from_dict(raw, f"{path.name} (with --set)" if overrides else path.name)

@@ -108,3 +108,31 @@ def test_every_recipe_parses_and_documents_its_command(recipe: Path) -> None:
     assert cfg.run_dir
     head = recipe.read_text().splitlines()[:12]
     assert any("audiotok train recipes/" + recipe.name in line for line in head)
+
+
+def test_environment_variables_expand_in_recipe_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = {
+        "data": {"train": "${MY_CORPUS}/train.jsonl", "dev": "${MY_DEV:-/fallback}/dev.jsonl"},
+        "run_dir": "${MY_RUNS:-runs}/x",
+    }
+    path = _write(tmp_path, recipe)
+    monkeypatch.setenv("MY_CORPUS", "/data/c")
+    monkeypatch.delenv("MY_DEV", raising=False)
+    monkeypatch.setenv("MY_RUNS", "/scratch")
+    cfg = load_config(path, ["data.dev=${MY_CORPUS}/other.jsonl"])
+    assert cfg.data.train == "/data/c/train.jsonl"
+    assert cfg.data.dev == "/data/c/other.jsonl"  # --set values expand too
+    assert cfg.run_dir == "/scratch/x"
+    assert load_config(path).data.dev == "/fallback/dev.jsonl"  # unset: the default
+    monkeypatch.delenv("MY_CORPUS")
+    with pytest.raises(UserError, match="MY_CORPUS is not set"):
+        load_config(path)
+
+
+def test_recipes_follow_the_corpus_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIOTOK_CORPUS", "/elsewhere")
+    for recipe in RECIPES:
+        cfg = load_config(recipe)
+        assert cfg.data.train == "/elsewhere/train.jsonl", recipe.name
