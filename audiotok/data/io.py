@@ -26,12 +26,8 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from audiotok.audio_io import AUDIO_EXTENSIONS as AUDIO_EXTENSIONS  # one list for CLI and data
 from audiotok.errors import UserError
-
-#: File extensions listed when scanning folders (lower case, with the dot).
-AUDIO_EXTENSIONS: frozenset[str] = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}
-)
 
 
 def _name(path: str | os.PathLike | BinaryIO) -> str:
