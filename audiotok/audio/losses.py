@@ -151,19 +151,36 @@ class MultiResolutionSTFTLoss(nn.Module):
 
 
 def feature_matching_loss(
-    real_features: Sequence[Sequence[Tensor]], fake_features: Sequence[Sequence[Tensor]]
+    real_features: Sequence[Sequence[Tensor]],
+    fake_features: Sequence[Sequence[Tensor]],
+    *,
+    relative: bool = False,
 ) -> Tensor:
     """Mean L1 between feature maps of real (detached) and generated audio.
+
+    With ``relative=True`` each map's L1 is divided by the mean ``|real|`` of that map
+    (EnCodec, arXiv:2210.13438, eq. 2), so every layer counts alike whatever its scale and the
+    loss is O(1) from the first step; plain L1 (HiFi-GAN, MelGAN) is tiny while a young
+    weight-normed discriminator's features are small, so its weight then does little.
 
     Args:
         real_features: per sub-discriminator, its feature maps on real audio.
         fake_features: the same on generated audio.
+        relative: normalise each map's L1 by the real map's mean magnitude.
 
     Returns:
         Scalar, averaged over every feature map of every sub-discriminator.
     """
+
+    def one(fake: Tensor, real: Tensor) -> Tensor:
+        real = real.detach()
+        loss = F.l1_loss(fake, real)
+        if relative:
+            loss = loss / real.abs().mean().clamp(min=1e-8)
+        return loss
+
     losses = [
-        F.l1_loss(fake, real.detach())
+        one(fake, real)
         for reals, fakes in zip(real_features, fake_features, strict=True)
         for real, fake in zip(reals, fakes, strict=True)
     ]

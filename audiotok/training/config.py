@@ -123,7 +123,9 @@ class LossConfig:
     gradients of the audio losses with respect to the reconstruction are rescaled so that
     each loss contributes in proportion to its weight, whatever its scale.
     ``mel_options`` / ``stft_options`` are keyword arguments of ``MultiScaleMelLoss`` /
-    ``MultiResolutionSTFTLoss`` (e.g. ``n_ffts``).
+    ``MultiResolutionSTFTLoss`` (e.g. ``n_ffts``). ``feature_matching_relative`` divides each
+    feature map's L1 by the real map's mean magnitude (EnCodec), which keeps the feature
+    matching weight meaningful without the balancer.
     """
 
     mel: float = 1.0
@@ -133,6 +135,7 @@ class LossConfig:
     feature_matching: float = 2.0
     commitment: float = 1.0
     balancer: bool = False
+    feature_matching_relative: bool = False
     mel_options: dict[str, Any] = field(default_factory=dict)
     stft_options: dict[str, Any] = field(default_factory=dict)
 

@@ -226,7 +226,9 @@ class CodecTask:
             if self.cfg.adversarial > 0:
                 losses["adversarial"] = hinge_generator_loss(fake_logits)
             if self.cfg.feature_matching > 0:
-                losses["feature_matching"] = feature_matching_loss(real_feats, fake_feats)
+                losses["feature_matching"] = feature_matching_loss(
+                    real_feats, fake_feats, relative=self.cfg.feature_matching_relative
+                )
         commitment = out.loss.float() * self.cfg.commitment
         weighted = sum((self.weights[k] * v for k, v in losses.items()), fake.new_zeros(()))
         total = weighted + commitment

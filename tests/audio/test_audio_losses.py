@@ -59,6 +59,17 @@ def test_hinge_losses_values() -> None:
     assert feature_matching_loss(same, same).item() == 0.0
     shifted = [[torch.ones(2, 3) + 0.5], [torch.zeros(4) - 0.5]]
     assert feature_matching_loss(same, shifted).item() == pytest.approx(0.5)
+    # relative: each map's L1 over its real mean |x|; a scaled copy of the features gives
+    # the same value, and the all-zero map (mean 0) is guarded, not divided by zero
+    real = [[torch.full((2, 3), 2.0)], [torch.full((4,), 0.5)]]
+    fake = [[torch.full((2, 3), 3.0)], [torch.full((4,), 0.25)]]
+    rel = feature_matching_loss(real, fake, relative=True).item()
+    assert rel == pytest.approx((1.0 / 2.0 + 0.25 / 0.5) / 2)
+    scaled = feature_matching_loss(
+        [[10 * t for t in r] for r in real], [[10 * t for t in f] for f in fake], relative=True
+    )
+    assert scaled.item() == pytest.approx(rel)
+    assert torch.isfinite(feature_matching_loss(same, shifted, relative=True))
 
 
 @pytest.mark.parametrize("which", ["mel", "stft"])
