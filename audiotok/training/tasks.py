@@ -154,6 +154,8 @@ class CodecTask:
         discriminator: a :class:`Discriminators` (possibly DDP-wrapped) or ``None``.
         loss: the recipe's loss weights.
         start_step: first step with adversarial losses and discriminator updates.
+        disc_segment: when set, the discriminators see a random crop of this many samples
+            of each real / reconstructed pair (one offset per item, the same for both).
         autocast: a context manager factory for mixed precision (bf16 on CUDA).
     """
 
@@ -164,9 +166,11 @@ class CodecTask:
         loss: LossConfig,
         *,
         start_step: int = 0,
+        disc_segment: int | None = None,
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.generator = model
+        self.disc_segment = disc_segment
         self.discriminator = discriminator
         self.cfg = loss
         self.start_step = start_step
@@ -191,6 +195,19 @@ class CodecTask:
         """True when the discriminator trains (and the generator sees it) at ``step``."""
         return self.discriminator is not None and step >= self.start_step
 
+    def _crop(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """The same random ``disc_segment`` window of each ``(B, C, T)`` pair (all of it
+        when shorter); offsets come from the global RNG, which checkpoints restore."""
+        seg, length = self.disc_segment, real.shape[-1]
+        if seg is None or length <= seg:
+            return real, fake
+        starts = torch.randint(0, length - seg + 1, (real.shape[0],)).tolist()
+
+        def window(x: Tensor) -> Tensor:  # (B, C, seg)
+            return torch.stack([x[i, :, s : s + seg] for i, s in enumerate(starts)])
+
+        return window(real), window(fake)
+
     def _reconstruction_losses(self, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
         losses: dict[str, Tensor] = {}
         if self.cfg.mel > 0:
@@ -214,15 +231,20 @@ class CodecTask:
         losses = self._reconstruction_losses(fake, batch)
         if self.adversarial(step) and (self.cfg.adversarial > 0 or self.cfg.feature_matching > 0):
             disc = unwrap(self.discriminator)  # no DDP here: its gradients are not wanted
+            real_in, fake_in = self._crop(batch, fake)
+            # the real half only gives feature-matching targets: without a graph for it the
+            # backward pass through the discriminators does half the work
+            with torch.no_grad(), self.autocast():
+                _, real_feats = disc(real_in)
             disc.requires_grad_(False)
             try:
                 with self.autocast():
-                    logits, feats = disc(torch.cat([batch, fake], dim=0))
+                    fake_logits, fake_feats = disc(fake_in)
             finally:
                 disc.requires_grad_(True)
-            _, fake_logits = _split([lg.float() for lg in logits])
-            real_feats = [[t.float().chunk(2)[0] for t in fs] for fs in feats]
-            fake_feats = [[t.float().chunk(2)[1] for t in fs] for fs in feats]
+            fake_logits = [lg.float() for lg in fake_logits]
+            real_feats = [[t.float() for t in fs] for fs in real_feats]
+            fake_feats = [[t.float() for t in fs] for fs in fake_feats]
             if self.cfg.adversarial > 0:
                 losses["adversarial"] = hinge_generator_loss(fake_logits)
             if self.cfg.feature_matching > 0:
@@ -253,8 +275,9 @@ class CodecTask:
         """
         if not self.adversarial(step) or out.fake is None:
             return {}
+        real_in, fake_in = self._crop(batch, out.fake)
         with self.autocast():
-            logits, _ = self.discriminator(torch.cat([batch, out.fake], dim=0))
+            logits, _ = self.discriminator(torch.cat([real_in, fake_in], dim=0))
         real_logits, fake_logits = _split([lg.float() for lg in logits])
         loss = hinge_discriminator_loss(real_logits, fake_logits)
         loss.backward()

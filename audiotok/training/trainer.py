@@ -152,8 +152,14 @@ class Trainer:
         self.model = wrap_ddp(model, self.dist, find_unused_parameters=True)
         self.disc = wrap_ddp(disc, self.dist) if disc is not None else None
         self.precision = self._precision()
+        crop = dcfg.segment_seconds
         self.task = CodecTask(
-            self.model, self.disc, config.loss, start_step=dcfg.start_step, autocast=self._autocast
+            self.model,
+            self.disc,
+            config.loss,
+            start_step=dcfg.start_step,
+            disc_segment=round(crop * self.sample_rate) if crop is not None else None,
+            autocast=self._autocast,
         )
         if state is not None:
             self.task.load_state_dict(state.get("task", {}))

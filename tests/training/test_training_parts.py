@@ -93,3 +93,72 @@ def test_metrics_log_is_truncated_on_resume(tmp_path: Path) -> None:
     quiet = MetricsLogger(tmp_path / "other", total_steps=1, enabled=False)
     quiet.log(1, "train", {"loss": 1.0})
     assert not (tmp_path / "other").exists()
+
+
+class _SpyDiscriminator(torch.nn.Module):
+    """Records what it is shown; one logit per item, one feature map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, wav: torch.Tensor):
+        self.seen.append(wav.detach().clone())
+        feat = wav * self.scale
+        return [feat.mean(dim=(1, 2))], [[feat]]
+
+
+@pytest.mark.parametrize("disc_segment", [None, 400])
+def test_discriminators_see_matching_crops(disc_segment: int | None) -> None:
+    from audiotok.training.config import LossConfig
+    from audiotok.training.tasks import CodecTask
+    from audiotok.training.trainer import build_model
+
+    torch.manual_seed(0)
+    quantizer = {
+        "type": "residual",
+        "num_codebooks": 2,
+        "stage": {"type": "vq", "codebook_size": 16},
+    }
+    codec = build_model(
+        "soundstream",
+        {
+            "sample_rate": 16000,
+            "ratios": [2, 4],
+            "encoder_channels": 4,
+            "latent_dim": 8,
+            "quantizer": quantizer,
+        },
+    )
+    spy = _SpyDiscriminator()
+    loss = LossConfig(
+        mel_options={"n_ffts": [64, 128], "n_mels": [10, 20]}, stft_options={"n_ffts": [64, 128]}
+    )
+    task = CodecTask(codec, spy, loss, disc_segment=disc_segment)
+    batch = torch.randn(3, 1, 1600)
+    out = task.generator_step(batch, step=0)
+    task.discriminator_step(batch, out, step=0)
+    length = disc_segment or batch.shape[-1]
+    # generator step: real (feature targets) then fake; discriminator step: [real; fake]
+    real_g, fake_g, both_d = spy.seen
+    assert real_g.shape == fake_g.shape == (3, 1, length)
+    assert both_d.shape == (6, 1, length)
+    for real, fake in ((real_g, fake_g), both_d.chunk(2)):
+        for i in range(3):
+            # the real crop is a window of item i; the fake crop is the same window of its
+            # reconstruction
+            starts = [
+                s
+                for s in range(batch.shape[-1] - length + 1)
+                if torch.equal(batch[i, :, s : s + length], real[i])
+            ]
+            assert len(starts) == 1
+            s = starts[0]
+            assert torch.allclose(out.fake[i, :, s : s + length], fake[i])
+    if disc_segment is not None:  # offsets are random, not always the start
+        offsets = {
+            next(s for s in range(1201) if torch.equal(batch[i, :, s : s + 400], real_g[i]))
+            for i in range(3)
+        }
+        assert offsets != {0}

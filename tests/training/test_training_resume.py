@@ -40,9 +40,14 @@ def _train_losses(run_dir: Path) -> list[tuple[int, float, float | None]]:
     return [(r["step"], r["mel"], r.get("disc")) for r in rows if r["split"] == "train"]
 
 
-def test_resume_continues_the_run_exactly(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("disc_crop", [None, 0.05], ids=["whole", "cropped"])
+def test_resume_continues_the_run_exactly(
+    tiny_recipe: dict[str, Any], tmp_path: Path, disc_crop: float | None
+) -> None:
     # 4 batches per epoch: the checkpoint at step 3 is mid-epoch, steps 4-6 cross an epoch;
-    # the discriminator starts at step 2, so it is trained on both sides of the checkpoint
+    # the discriminator starts at step 2, so it is trained on both sides of the checkpoint;
+    # "cropped" draws the discriminators' random windows from the checkpointed RNG
+    tiny_recipe["discriminator"]["segment_seconds"] = disc_crop
     straight = dict(tiny_recipe, run_dir=str(tmp_path / "straight"))
     full = _run(straight)
     assert full.step == 6
