@@ -6,7 +6,12 @@ or images, so that audio codecs, image VQ-VAEs and token priors all share it.
 
 from audiotok.quantize.base import IdentityQuantizer, Quantizer, QuantizerOutput
 from audiotok.quantize.build import build_quantizer
-from audiotok.quantize.ema import DeadCodeRestart, EMAVectorQuantizer, KMeansInit
+from audiotok.quantize.ema import (
+    DeadCodeRestart,
+    EMAVectorQuantizer,
+    KMeansInit,
+    RelativeDeadCodeRestart,
+)
 from audiotok.quantize.fsq import FSQ
 from audiotok.quantize.gumbel import GumbelQuantizer
 from audiotok.quantize.product import GroupedResidualQuantizer, ProductQuantizer
@@ -19,6 +24,7 @@ __all__ = [
     "GumbelQuantizer",
     "ProductQuantizer",
     "DeadCodeRestart",
+    "RelativeDeadCodeRestart",
     "EMAVectorQuantizer",
     "IdentityQuantizer",
     "KMeansInit",

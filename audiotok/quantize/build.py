@@ -9,6 +9,10 @@ Examples::
                                "kmeans_init": True, "dead_code_threshold": 2.0}}, dim=128)
     build_quantizer({"type": "fsq", "levels": [8, 5, 5, 5]}, dim=128)
 
+For ``ema``, ``dead_code_threshold`` is an absolute EMA count (vectors per step, so it moves
+with the batch size); ``dead_code_fraction`` (e.g. 0.05) instead restarts codes used less than
+that fraction of the average code, and wins when both are given.
+
 Each type accepts exactly the keys listed in :data:`SPEC_KEYS`; anything else is a
 ``ValueError`` naming the unknown keys, so a typo in a recipe never passes silently.
 """
@@ -36,6 +40,7 @@ SPEC_KEYS: dict[str, dict[str, Any]] = {
         "kmeans_init": True,
         "kmeans_iters": 10,
         "dead_code_threshold": 2.0,
+        "dead_code_fraction": None,
     },
     "residual": {"num_codebooks": 8, "dropout": 0.0, "stage": None},
     "product": {"groups": 2, "stage": None},
@@ -103,13 +108,25 @@ def build_quantizer(spec: Mapping[str, Any], dim: int) -> Quantizer:
 
 def _build_more(kind: str, o: dict[str, Any], dim: int) -> Quantizer:
     # the remaining types live in modules of their own
-    from audiotok.quantize.ema import DeadCodeRestart, EMAVectorQuantizer, KMeansInit
+    from audiotok.quantize.ema import (
+        DeadCodeRestart,
+        EMAVectorQuantizer,
+        KMeansInit,
+        RelativeDeadCodeRestart,
+    )
     from audiotok.quantize.fsq import FSQ
     from audiotok.quantize.gumbel import GumbelQuantizer
     from audiotok.quantize.product import GroupedResidualQuantizer, ProductQuantizer
 
     if kind == "ema":
-        threshold = o["dead_code_threshold"]
+        threshold, fraction = o["dead_code_threshold"], o["dead_code_fraction"]
+        restart: DeadCodeRestart | None = None
+        if fraction is not None:  # relative to the mean count; wins over the absolute one
+            if not 0.0 < fraction < 1.0:
+                raise ValueError(f"dead_code_fraction must be in (0, 1), got {fraction}")
+            restart = RelativeDeadCodeRestart(fraction=fraction)
+        elif threshold:
+            restart = DeadCodeRestart(threshold=threshold)
         return EMAVectorQuantizer(
             dim,
             o["codebook_size"],
@@ -117,7 +134,7 @@ def _build_more(kind: str, o: dict[str, Any], dim: int) -> Quantizer:
             epsilon=o["epsilon"],
             beta=o["beta"],
             init=KMeansInit(iters=o["kmeans_iters"]) if o["kmeans_init"] else None,
-            restart=DeadCodeRestart(threshold=threshold) if threshold else None,
+            restart=restart,
         )
     if kind == "fsq":
         return FSQ(list(o["levels"]), dim=dim)

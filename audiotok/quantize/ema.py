@@ -30,7 +30,7 @@ from audiotok.quantize import distributed as D
 from audiotok.quantize import functional as QF
 from audiotok.quantize.base import Quantizer, QuantizerOutput
 
-__all__ = ["EMAVectorQuantizer", "KMeansInit", "DeadCodeRestart"]
+__all__ = ["EMAVectorQuantizer", "KMeansInit", "DeadCodeRestart", "RelativeDeadCodeRestart"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,33 @@ class DeadCodeRestart:
         of being restarted again on the very next check.
         """
         return max(self.threshold, float(ema_counts.mean()))
+
+
+@dataclass(frozen=True)
+class RelativeDeadCodeRestart(DeadCodeRestart):
+    """Dead-code restart with a threshold relative to the mean EMA count.
+
+    :class:`DeadCodeRestart` counts vectors per step, so its useful value moves with the batch
+    size, the frame rate and the codebook size (0.05 suits 600 vectors per step over 1024
+    codes; 2.0 there would restart every code on every step). Here a code is dead when its
+    EMA count is below ``fraction`` times the mean count, which stays meaningful when any of
+    those change.
+
+    Args:
+        fraction: a code is dead below this fraction of the mean EMA count.
+        every: check every this many training steps.
+    """
+
+    threshold: float = 0.0  # unused; kept so the parent's fields stay valid
+    fraction: float = 0.05
+
+    def dead(self, ema_counts: Tensor) -> Tensor:
+        """``(K,)`` bool mask: codes used less than ``fraction`` of the average code."""
+        return ema_counts < self.fraction * ema_counts.mean()
+
+    def reset_count(self, ema_counts: Tensor) -> float:
+        """A restarted code starts at the mean count (it survives a few hundred idle steps)."""
+        return float(ema_counts.mean())
 
 
 class EMAVectorQuantizer(Quantizer):

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from audiotok.quantize import DeadCodeRestart, EMAVectorQuantizer, KMeansInit, VectorQuantizer
+from audiotok.quantize import (
+    DeadCodeRestart,
+    EMAVectorQuantizer,
+    KMeansInit,
+    RelativeDeadCodeRestart,
+    VectorQuantizer,
+    build_quantizer,
+)
 
 DIM, CODES = 8, 64
 
@@ -112,11 +120,16 @@ def test_ema_with_kmeans_and_restarts_uses_the_codebook_where_plain_vq_collapses
     assert vq_usage < 0.3, vq_usage
 
 
-def test_restarts_alone_revive_a_random_ema_codebook() -> None:
+@pytest.mark.parametrize(
+    "policy",
+    [DeadCodeRestart(threshold=2.0), RelativeDeadCodeRestart(fraction=0.1)],
+    ids=["absolute", "relative"],
+)
+def test_restarts_alone_revive_a_random_ema_codebook(policy: DeadCodeRestart) -> None:
     g = torch.Generator().manual_seed(1)
     centers = torch.randn(CODES, DIM, generator=g) * 3 + 4.0
     plain = EMAVectorQuantizer(DIM, CODES).train()
-    restarted = EMAVectorQuantizer(DIM, CODES, restart=DeadCodeRestart(threshold=2.0)).train()
+    restarted = EMAVectorQuantizer(DIM, CODES, restart=policy).train()
     restarted.load_state_dict(plain.state_dict())
     for _ in range(30):
         batch = clustered(centers, 2048, g)
@@ -127,3 +140,26 @@ def test_restarts_alone_revive_a_random_ema_codebook() -> None:
     restarted.eval()
     assert float(plain(test).metrics["usage"]) < 0.5
     assert float(restarted(test).metrics["usage"]) > 0.8
+
+
+def test_relative_restart_does_not_depend_on_the_batch_size() -> None:
+    counts = torch.tensor([0.5, 3.0, 40.0, 60.0, 96.5])  # mean 40: codes 0 and 1 are rare
+    relative = RelativeDeadCodeRestart(fraction=0.1)
+    absolute = DeadCodeRestart(threshold=2.0)
+    for scale in (1.0, 10.0, 0.01):  # the same usage seen with other batch sizes
+        assert relative.dead(counts * scale).tolist() == [True, True, False, False, False]
+        assert relative.reset_count(counts * scale) == pytest.approx(40.0 * scale)
+    # the absolute threshold restarts everything or nothing as the batch size changes
+    assert absolute.dead(counts * 0.01).all()
+    assert not absolute.dead(counts * 10.0).any()
+
+
+def test_build_picks_the_relative_policy() -> None:
+    spec = {"type": "ema", "codebook_size": 16, "dead_code_fraction": 0.02}
+    q = build_quantizer(spec, dim=4)
+    assert q.restart == RelativeDeadCodeRestart(fraction=0.02)
+    assert build_quantizer({"type": "ema", "codebook_size": 16}, dim=4).restart == DeadCodeRestart(
+        threshold=2.0
+    )
+    with pytest.raises(ValueError, match="dead_code_fraction"):
+        build_quantizer(dict(spec, dead_code_fraction=1.5), dim=4)
