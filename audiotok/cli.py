@@ -231,11 +231,20 @@ def decode(
         "default", "--model", "-m", help="'default' or an exported model folder."
     ),
     original_rate: bool = typer.Option(
-        False, "--original-rate", help="Resample to the source file's rate and length."
+        True,
+        "--original-rate/--model-rate",
+        help="Write at the source file's rate and length (from the token file), or at the "
+        "model's rate.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing audio files."),
 ) -> None:
-    """Decode token files to audio (<stem>.wav), restoring the original length."""
+    """Decode token files to audio (<stem>.wav) at the source's sample rate and exact length.
+
+    Token files that audiotok wrote carry the source's rate and length; plain (K, T') arrays
+    decode at the model's rate. The audio has the model's channels (a mono model gives mono).
+    Beside the tokens, an existing <stem>.wav (usually the source) is kept and the audio goes
+    to <stem>.decoded.wav; --force overwrites <stem>.wav.
+    """
     from audiotok import hub
     from audiotok.audio_io import AUDIO_EXTENSIONS
     from audiotok.codes import read_codes
@@ -247,6 +256,11 @@ def decode(
         (src, out if single else ((out / rel) if out else src).with_suffix(".wav"))
         for src, rel in found
     ]
+    if out is None and not force:
+        # beside its tokens, song.npy -> song.wav would hit the song it was encoded from:
+        # `encode song.wav && decode song.npy` writes song.decoded.wav instead of failing
+        jobs = [(src, _beside(dest)) for src, dest in jobs]
+    redirected = {dest for _, dest in jobs if dest.name.endswith(".decoded.wav")}
     totals = {"files": 0, "seconds": 0.0}
 
     def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
@@ -259,6 +273,8 @@ def decode(
         tok.decode_to_file(
             codes, dest, length=length, sample_rate=rate, force=force, progress=progress
         )
+        if dest in redirected:
+            typer.echo(f"{src}: {dest.name[: -len('.decoded.wav')]}.wav exists, wrote {dest}")
         totals["files"] += 1
         totals["seconds"] += (length or codes.shape[-1] * tok.hop_length) / (
             rate or tok.sample_rate
@@ -269,6 +285,14 @@ def decode(
         f"decoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio"
     )
     raise typer.Exit(1 if failed else 0)
+
+
+def _beside(dest: Path) -> Path:
+    """``dest``, or ``<stem>.decoded.wav`` when ``dest`` exists."""
+    if not dest.exists():
+        return dest
+    alt = dest.with_name(f"{dest.stem}.decoded{dest.suffix}")
+    return dest if alt.exists() else alt  # both exist: the "already exists" error names dest
 
 
 @app.command()

@@ -56,7 +56,13 @@ def test_round_trip_restores_length_and_rate(tmp_path: Path, models: tuple[str, 
     assert meta is not None and meta.model_id == tok.model_id and meta.length == 1003
     assert np.array_equal(codes, tok.encode(_noise(1003).T)[0].numpy())
     assert np.load(tmp_path / "song.npy", allow_pickle=False).dtype == np.uint8
-    # beside the tokens, decode would need --force to replace the source song.wav
+    # beside the tokens, the source song.wav is kept: the audio goes to song.decoded.wav
+    source = (tmp_path / "song.wav").read_bytes()
+    code, out, _ = run("decode", str(tmp_path / "song.npy"), "-m", model)
+    assert code == 0 and "song.wav exists, wrote" in out
+    assert (tmp_path / "song.wav").read_bytes() == source
+    assert sf.info(tmp_path / "song.decoded.wav").frames == 1003
+    # once both exist, nothing is overwritten without --force
     code, _, err = run("decode", str(tmp_path / "song.npy"), "-m", model)
     assert code == 1 and "song.wav: output already exists" in err
     dec = tmp_path / "dec"
@@ -66,8 +72,9 @@ def test_round_trip_restores_length_and_rate(tmp_path: Path, models: tuple[str, 
     assert code == 0 and "decoded 2 file(s)" in out
     info = sf.info(dec / "song.wav")
     assert (info.frames, info.samplerate) == (1003, 8000)
+    # by default the source's rate and exact length come back (cd.wav: 0.1 s at 22.05 kHz)
     info = sf.info(dec / "cd.wav")
-    assert (info.samplerate, info.frames, info.channels) == (8000, 800, 1)
+    assert (info.samplerate, info.frames, info.channels) == (22050, 2205, 1)
     code, _, _ = run(
         "decode",
         str(tmp_path / "cd.npy"),
@@ -75,10 +82,10 @@ def test_round_trip_restores_length_and_rate(tmp_path: Path, models: tuple[str, 
         str(tmp_path / "o.wav"),
         "-m",
         model,
-        "--original-rate",
+        "--model-rate",
     )
     info = sf.info(tmp_path / "o.wav")
-    assert code == 0 and (info.samplerate, info.frames) == (22050, 2205)
+    assert code == 0 and (info.samplerate, info.frames) == (8000, 800)
 
 
 def test_folders_globs_formats_and_bitrate(tmp_path: Path, models: tuple[str, str]) -> None:
