@@ -256,11 +256,15 @@ def decode(
         (src, out if single else ((out / rel) if out else src).with_suffix(".wav"))
         for src, rel in found
     ]
+    redirected: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav it avoided
     if out is None and not force:
         # beside its tokens, song.npy -> song.wav would hit the song it was encoded from:
         # `encode song.wav && decode song.npy` writes song.decoded.wav instead of failing
-        jobs = [(src, _beside(dest)) for src, dest in jobs]
-    redirected = {dest for _, dest in jobs if dest.name.endswith(".decoded.wav")}
+        moved = [(src, _beside(dest)) for src, dest in jobs]
+        redirected = {
+            new: old for (_, old), (_, new) in zip(jobs, moved, strict=True) if new != old
+        }
+        jobs = moved
     totals = {"files": 0, "seconds": 0.0}
 
     def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
@@ -274,7 +278,7 @@ def decode(
             codes, dest, length=length, sample_rate=rate, force=force, progress=progress
         )
         if dest in redirected:
-            typer.echo(f"{src}: {dest.name[: -len('.decoded.wav')]}.wav exists, wrote {dest}")
+            typer.echo(f"{src}: {redirected[dest].name} exists, wrote {dest}")
         totals["files"] += 1
         totals["seconds"] += (length or codes.shape[-1] * tok.hop_length) / (
             rate or tok.sample_rate
