@@ -120,7 +120,7 @@ def _build_more(kind: str, o: dict[str, Any], dim: int) -> Quantizer:
 
     if kind == "ema":
         threshold, fraction = o["dead_code_threshold"], o["dead_code_fraction"]
-        restart: DeadCodeRestart | None = None
+        restart: DeadCodeRestart | RelativeDeadCodeRestart | None = None
         if fraction is not None:  # relative to the mean count; wins over the absolute one
             if not 0.0 < fraction < 1.0:
                 raise ValueError(f"dead_code_fraction must be in (0, 1), got {fraction}")

@@ -80,7 +80,7 @@ class DeadCodeRestart:
 
 
 @dataclass(frozen=True)
-class RelativeDeadCodeRestart(DeadCodeRestart):
+class RelativeDeadCodeRestart:
     """Dead-code restart with a threshold relative to the mean EMA count.
 
     :class:`DeadCodeRestart` counts vectors per step, so its useful value moves with the batch
@@ -94,8 +94,8 @@ class RelativeDeadCodeRestart(DeadCodeRestart):
         every: check every this many training steps.
     """
 
-    threshold: float = 0.0  # unused; kept so the parent's fields stay valid
     fraction: float = 0.05
+    every: int = 1
 
     def dead(self, ema_counts: Tensor) -> Tensor:
         """``(K,)`` bool mask: codes used less than ``fraction`` of the average code."""
@@ -117,7 +117,8 @@ class EMAVectorQuantizer(Quantizer):
         beta: weight of the commitment loss.
         init: optional data-dependent initialisation (e.g. :class:`KMeansInit`); without it
             the codebook starts from a standard normal draw.
-        restart: optional dead-code policy (e.g. :class:`DeadCodeRestart`).
+        restart: optional dead-code policy (:class:`DeadCodeRestart` or
+            :class:`RelativeDeadCodeRestart`).
 
     Shapes:
         ``forward(z: (B, ..., D)) -> QuantizerOutput(quantized (B, ..., D), codes (B, ...))``.
@@ -140,7 +141,7 @@ class EMAVectorQuantizer(Quantizer):
         epsilon: float = 1e-5,
         beta: float = 0.25,
         init: KMeansInit | None = None,
-        restart: DeadCodeRestart | None = None,
+        restart: DeadCodeRestart | RelativeDeadCodeRestart | None = None,
     ) -> None:
         super().__init__()
         if dim < 1 or codebook_size < 1:

@@ -125,7 +125,9 @@ def test_ema_with_kmeans_and_restarts_uses_the_codebook_where_plain_vq_collapses
     [DeadCodeRestart(threshold=2.0), RelativeDeadCodeRestart(fraction=0.1)],
     ids=["absolute", "relative"],
 )
-def test_restarts_alone_revive_a_random_ema_codebook(policy: DeadCodeRestart) -> None:
+def test_restarts_alone_revive_a_random_ema_codebook(
+    policy: DeadCodeRestart | RelativeDeadCodeRestart,
+) -> None:
     g = torch.Generator().manual_seed(1)
     centers = torch.randn(CODES, DIM, generator=g) * 3 + 4.0
     plain = EMAVectorQuantizer(DIM, CODES).train()
