@@ -1,6 +1,7 @@
 """SoundStream-style neural codec (arXiv:2107.03312; EnCodec arXiv:2210.13438).
 
-A SEANet encoder, a quantizer built from the config's spec (by default a residual stack of
+A SEANet encoder (``encoder="seanet"``) or a frame-rate log-STFT + ConvNeXt encoder
+(``encoder="spectral"``, :mod:`audiotok.audio.spectral`), a quantizer built from the config's spec (by default a residual stack of
 8 EMA codebooks of 1024 entries with quantizer dropout, so one model serves 1.5, 3 and 6 kbps
 at 24 kHz / 75 Hz), and either a mirrored SEANet decoder (``decoder="seanet"``) or the
 frame-rate ConvNeXt + inverse-STFT decoder of Vocos (``decoder="istft"``, arXiv:2306.00814),
@@ -20,6 +21,7 @@ from audiotok.audio.base import AudioCodec, CodecConfig
 from audiotok.audio.istft import ISTFTDecoder
 from audiotok.audio.layers import ACTIVATIONS
 from audiotok.audio.seanet import SEANetDecoder, SEANetEncoder
+from audiotok.audio.spectral import SpectralEncoder
 from audiotok.quantize import build_quantizer
 
 __all__ = ["SoundStreamConfig", "SoundStream", "default_residual_quantizer"]
@@ -54,7 +56,13 @@ class SoundStreamConfig(CodecConfig):
     Attributes:
         sample_rate: Hz.
         channels: audio channels C.
-        ratios: encoder strides, input side first; ``hop_length = prod(ratios)``.
+        ratios: encoder strides, input side first; ``hop_length = prod(ratios)``. The
+            spectral encoder uses only their product (its STFT hop).
+        encoder: ``"seanet"`` (strided convs on samples) or ``"spectral"`` (log-magnitude
+            STFT + ConvNeXt blocks at the frame rate).
+        encoder_hidden: ConvNeXt width of the spectral encoder.
+        encoder_layers: ConvNeXt blocks of the spectral encoder.
+        encoder_n_fft: spectral encoder FFT size (0: ``4 * hop_length``).
         encoder_channels: SEANet encoder filters after the first conv (doubled per ratio).
         dilations: residual units (one per dilation) before each downsampling, mirrored in
             a SEANet decoder. ``(1,)`` is EnCodec's cheap choice, ``(1, 3, 9)`` SoundStream's.
@@ -77,6 +85,10 @@ class SoundStreamConfig(CodecConfig):
     sample_rate: int = 24000
     channels: int = 1
     ratios: tuple[int, ...] = (2, 4, 5, 8)
+    encoder: str = "seanet"
+    encoder_hidden: int = 256
+    encoder_layers: int = 6
+    encoder_n_fft: int = 0
     encoder_channels: int = 32
     dilations: tuple[int, ...] = (1,)
     kernel_size: int = 7
@@ -100,12 +112,29 @@ class SoundStreamConfig(CodecConfig):
             _check_positive(name, getattr(self, name))
         for name in ("kernel_size", "latent_dim", "decoder_channels", "istft_hidden"):
             _check_positive(name, getattr(self, name))
-        for name in ("lstm_layers", "istft_intermediate", "istft_layers", "n_fft"):
+        _check_positive("encoder_hidden", self.encoder_hidden)
+        for name in (
+            "lstm_layers",
+            "istft_intermediate",
+            "istft_layers",
+            "n_fft",
+            "encoder_layers",
+            "encoder_n_fft",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
         if not self.ratios:
             raise ValueError("ratios must not be empty")
+        if self.encoder not in ("seanet", "spectral"):
+            raise ValueError(f"encoder must be 'seanet' or 'spectral', got {self.encoder!r}")
+        if self.encoder == "spectral" and (self.causal or self.lstm_layers):
+            raise ValueError("the spectral encoder is neither causal nor recurrent")
+        if self.encoder_n_fft and self.encoder_n_fft < math.prod(self.ratios):
+            raise ValueError(
+                f"encoder_n_fft ({self.encoder_n_fft}) must be >= hop_length "
+                f"{math.prod(self.ratios)}"
+            )
         if self.decoder not in ("istft", "seanet"):
             raise ValueError(f"decoder must be 'istft' or 'seanet', got {self.decoder!r}")
         if self.activation not in ACTIVATIONS:
@@ -124,7 +153,7 @@ class SoundStreamConfig(CodecConfig):
 
 
 class SoundStream(AudioCodec):
-    """SEANet encoder + quantizer + SEANet or inverse-STFT decoder.
+    """SEANet or spectral encoder + quantizer + SEANet or inverse-STFT decoder.
 
     Args:
         config: a :class:`SoundStreamConfig`.
@@ -153,7 +182,18 @@ class SoundStream(AudioCodec):
             "weight_norm": config.weight_norm,
             "lstm_layers": config.lstm_layers,
         }
-        self.encoder = SEANetEncoder(n_filters=config.encoder_channels, **shared)
+        self.encoder: SEANetEncoder | SpectralEncoder
+        if config.encoder == "spectral":
+            self.encoder = SpectralEncoder(
+                channels=config.channels,
+                dim=config.latent_dim,
+                hop_length=config.hop_length,
+                n_fft=config.encoder_n_fft or 4 * config.hop_length,
+                hidden=config.encoder_hidden,
+                num_layers=config.encoder_layers,
+            )
+        else:
+            self.encoder = SEANetEncoder(n_filters=config.encoder_channels, **shared)
         self.quantizer = build_quantizer(config.quantizer, config.latent_dim)
         if config.decoder == "seanet":
             self.decoder = SEANetDecoder(n_filters=config.decoder_channels, **shared)

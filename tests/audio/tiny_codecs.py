@@ -55,6 +55,9 @@ BUILDERS = {
         "seanet", causal=True, activation="snake"
     ),
     "soundstream-istft-causal": lambda: tiny_soundstream("istft", causal=True),
+    "soundstream-spectral": lambda: tiny_soundstream(
+        "istft", encoder="spectral", encoder_hidden=16, encoder_layers=2
+    ),
     "vqvae": lambda: tiny_vqvae(),
     "vqvae-causal": lambda: tiny_vqvae(causal=True),
 }
