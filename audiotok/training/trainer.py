@@ -84,6 +84,19 @@ def build_model(family: str, config: dict[str, Any]) -> nn.Module:
         raise UserError(f"bad model.config for {family}: {exc}") from None
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AMX-BF16 or AVX-512 BF16; Linux flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def _seed_all(seed: int) -> None:
     import random
 
@@ -180,15 +193,20 @@ class Trainer:
 
     def _precision(self) -> str:
         p = self.cfg.precision
-        if self.device.type != "cuda":
-            return "fp32"  # bf16 autocast is used on CUDA only
+        if self.device.type == "cuda":
+            if p == "auto":
+                return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            return p
+        # CPU: with AMX / AVX-512 BF16 bf16 autocast makes a generator step 1.3-2.2x faster;
+        # without them it is emulated and ~3x *slower* (measured), so "auto" checks the CPU.
         if p == "auto":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            return "bf16" if cpu_has_native_bf16() else "fp32"
         return p
 
     def _autocast(self) -> contextlib.AbstractContextManager:
+        # STFTs, losses and quantizer distances run in fp32 inside (they cast themselves)
         if self.precision == "bf16":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _resume_state(self, resume: bool | str | os.PathLike) -> dict[str, Any] | None:
