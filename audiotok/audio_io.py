@@ -9,8 +9,13 @@ in blocks instead of whole files:
   samples of a one-shot ``soxr.resample`` of the whole file, so streamed and in-memory
   encodings agree.
 * :class:`AudioWriter` writes blocks to a temporary file next to the destination and moves
-  it into place with ``os.replace`` only once complete; an existing file is never
-  overwritten unless ``force``.
+  it into place only once complete (:mod:`audiotok.atomic`: race-safe, umask respected); an
+  existing file is never overwritten unless ``force``.
+
+Headers are not trusted: a file whose sample rate lies outside :data:`SAMPLE_RATE_RANGE`
+(1 kHz .. 384 kHz) is refused before anything is allocated, input blocks shrink when a low
+rate is upsampled so that memory stays bounded, and a file that ends before the frame count
+its header announces gives a :class:`TruncatedAudioWarning` naming both counts.
 
 Channel rule (:func:`convert_channels`): same count -> unchanged; many -> fewer is the mean
 over all channels (duplicated if the target has more than one channel); mono -> many
@@ -22,7 +27,8 @@ Every problem with a file raises :class:`audiotok.errors.UserError` as ``"<file>
 from __future__ import annotations
 
 import os
-import tempfile
+import struct
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -30,16 +36,29 @@ from types import TracebackType
 import numpy as np
 import soundfile as sf
 
+from audiotok.atomic import check_destination, commit, create_temp, describe_os_error
+from audiotok.codes import SAMPLE_RATE_RANGE
 from audiotok.errors import UserError
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "SAMPLE_RATE_RANGE",
     "AudioReader",
     "AudioWriter",
     "Resampler",
-    "convert_channels",
+    "TruncatedAudioWarning",
     "check_output_path",
+    "check_sample_rate",
+    "convert_channels",
+    "written_by_audiotok",
 ]
+
+#: ``software`` tag of the audio files :class:`AudioWriter` writes for ``audiotok decode``.
+SOFTWARE_TAG = "audiotok"
+
+
+class TruncatedAudioWarning(UserWarning):
+    """An audio file ends before the frame count its header announces."""
 
 #: Extensions listed when a folder is scanned for audio (lower case, with the dot).
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
@@ -54,6 +73,48 @@ def _first_line(e: BaseException) -> str:
     line = text.splitlines()[0] if text else type(e).__name__
     # libsndfile says "Error opening '<path>': <why>"; the path is already in our message
     return line.split("': ", 1)[1] if line.startswith("Error opening '") and "': " in line else line
+
+
+def check_sample_rate(rate: object, what: str = "sample_rate") -> int:
+    """``rate`` as an int if it is a whole number of Hz within :data:`SAMPLE_RATE_RANGE`.
+
+    Accepts Python and numpy integers (and floats with an integral value); refuses bools,
+    NaN, 0, negative and out-of-range values.
+
+    Raises:
+        UserError: naming ``what`` and the accepted range.
+    """
+    lo, hi = SAMPLE_RATE_RANGE
+    ok = isinstance(rate, int | np.integer | float | np.floating) and not isinstance(
+        rate, bool | np.bool_
+    )
+    if ok and not (np.isfinite(rate) and float(rate).is_integer()):  # type: ignore[arg-type]
+        ok = False
+    if not ok or not lo <= int(rate) <= hi:  # type: ignore[call-overload]
+        raise UserError(f"{what} must be a whole number of Hz in {lo}..{hi}, got {rate!r}")
+    return int(rate)  # type: ignore[call-overload]
+
+
+def _wav_claimed_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE header's ``data`` chunk announces (None: not a WAV, or unknown)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, align = 12, 0
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if cid == b"fmt " and pos + 22 <= len(head):
+            align = struct.unpack("<H", head[pos + 20 : pos + 22])[0]
+        if cid == b"data":
+            if not align or size in (0, 0xFFFFFFFF):  # streamed WAVs leave the size unknown
+                return None
+            return size // align
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def convert_channels(wav: np.ndarray, channels: int) -> np.ndarray:
@@ -127,12 +188,23 @@ class AudioReader:
         self.file_sample_rate = int(self._file.samplerate)
         self.file_channels = int(self._file.channels)
         self.file_frames = int(self._file.frames)
+        lo, hi = SAMPLE_RATE_RANGE
+        if not lo <= self.file_sample_rate <= hi:
+            self._file.close()
+            raise UserError(
+                f"{self.path}: sample rate {self.file_sample_rate} Hz in the header is outside "
+                f"the supported {lo}..{hi} Hz"
+            )
         if self.file_frames <= 0:
             self._file.close()
             raise UserError(f"{self.path}: audio file has no samples")
+        #: frames the header announces (libsndfile clamps ``frames`` to the data present)
+        self.header_frames = max(self.file_frames, _wav_claimed_frames(self.path) or 0)
         self.sample_rate = int(sample_rate or self.file_sample_rate)
         self.channels = int(channels or self.file_channels)
-        self.block_frames = int(block_frames)
+        # fewer input frames per block when upsampling, so a block's output stays bounded
+        ratio = max(1.0, self.sample_rate / self.file_sample_rate)
+        self.block_frames = max(256, int(block_frames / ratio))
         self.frames_read = 0
 
     def expected_frames(self) -> int:
@@ -153,12 +225,23 @@ class AudioReader:
             self.frames_read += data.shape[0]
             if last and self.frames_read == 0:
                 raise UserError(f"{self.path}: audio file has no samples")
+            if last and self.frames_read < self.header_frames and self._exact_frames():
+                warnings.warn(
+                    f"{self.path}: file is truncated: the header announces "
+                    f"{self.header_frames} frames but only {self.frames_read} are present",
+                    TruncatedAudioWarning,
+                    stacklevel=2,
+                )
             block = convert_channels(np.ascontiguousarray(data.T), self.channels)
             out = resample(block, last=last)
             if out.shape[-1]:
                 yield out
             if last:
                 return
+
+    def _exact_frames(self) -> bool:
+        # MP3 and Ogg headers give estimates, not counts
+        return self._file.format not in ("MPEG", "OGG")
 
     def read_all(self) -> np.ndarray:
         """The whole file as one ``(channels, T)`` float32 array."""
@@ -179,14 +262,19 @@ class AudioReader:
 
 
 def check_output_path(path: str | os.PathLike, force: bool) -> Path:
-    """Raise ``UserError`` if ``path`` exists and ``force`` is false; create its folder."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise UserError(f"{p}: output already exists (use --force to overwrite)")
-    if p.is_dir():
-        raise UserError(f"{p}: output is a directory")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
+    """Raise ``UserError`` if ``path`` cannot be written (exists without ``force``, is a folder
+    or a device); create its folder."""
+    return check_destination(path, force)
+
+
+def written_by_audiotok(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an audio file that :class:`AudioWriter` wrote (its ``software``
+    tag), i.e. a decode output rather than a user's recording."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return (f.software or "").startswith(SOFTWARE_TAG + " ")
+    except Exception:
+        return False
 
 
 class AudioWriter:
@@ -195,7 +283,12 @@ class AudioWriter:
     The format follows the extension (``.wav``, ``.flac``, ``.ogg``, ...); WAV and FLAC are
     16-bit PCM unless ``subtype`` says otherwise; samples are clipped to [-1, 1]. The file
     appears at ``path`` only when :meth:`close` succeeds; on an exception inside a ``with``
-    block the temporary file is removed.
+    block the temporary file is removed. The file's ``software`` tag says ``audiotok
+    <version>``, so that ``audiotok decode`` can tell its own outputs from recordings.
+
+    Raises:
+        UserError: ``path`` exists (without ``force``) or cannot be written (a folder in the
+            way, permission denied, disk full, ...).
     """
 
     def __init__(
@@ -207,48 +300,62 @@ class AudioWriter:
         force: bool = False,
         subtype: str | None = None,
     ) -> None:
-        self.path = check_output_path(path, force)
+        from audiotok import __version__
+
+        self.path = Path(path)
         ext = self.path.suffix.lower().lstrip(".")
         fmt = _FORMATS.get(ext, ext.upper())
         if fmt not in sf.available_formats():
             raise UserError(f"{self.path}: cannot write audio with extension {self.path.suffix!r}")
+        check_output_path(self.path, force)
         if subtype is None and fmt in ("WAV", "FLAC"):
             subtype = "PCM_16"
         if subtype is None and ext == "opus":
             subtype = "OPUS"
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
+        self.force = force
+        fd, self._tmp = create_temp(self.path)
         os.close(fd)
-        self._tmp = Path(tmp)
         self.frames_written = 0
         try:
             self._file = sf.SoundFile(
-                tmp,
+                str(self._tmp),
                 "w",
                 samplerate=int(sample_rate),
                 channels=channels,
                 subtype=subtype,
                 format=fmt,
             )
+            if fmt in ("WAV", "FLAC", "OGG", "AIFF"):
+                self._file.software = f"{SOFTWARE_TAG} {__version__}"
         except Exception as e:
             self._tmp.unlink(missing_ok=True)
             raise UserError(f"{self.path}: cannot write audio ({_first_line(e)})") from None
 
     def write(self, block: np.ndarray) -> None:
         """Append ``block: (C, n)`` float samples."""
-        self._file.write(np.clip(block, -1.0, 1.0).T)
+        try:
+            self._file.write(np.clip(block, -1.0, 1.0).T)
+        except OSError as e:
+            raise UserError(f"{self.path}: cannot write ({describe_os_error(e)})") from None
+        except sf.SoundFileRuntimeError as e:
+            raise UserError(f"{self.path}: cannot write audio ({_first_line(e)})") from None
         self.frames_written += block.shape[-1]
 
     def close(self) -> Path:
         """Finish the file and move it into place."""
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        try:
+            self._file.close()
+        except Exception as e:
+            self._tmp.unlink(missing_ok=True)
+            raise UserError(f"{self.path}: cannot write audio ({_first_line(e)})") from None
+        return commit(self._tmp, self.path, force=self.force)
 
     def abort(self) -> None:
         """Drop the temporary file; nothing is written at ``path``."""
-        self._file.close()
+        try:
+            self._file.close()
+        except Exception:
+            pass
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> AudioWriter:

@@ -15,8 +15,15 @@ The metadata (:class:`CodesMeta`) names the model that made the codes (``model_i
 ``family``), its rates, and the original audio's length and rate, so that ``audiotok decode``
 can restore the exact length and refuse codes from another model.
 
-Writes are atomic (a temporary file in the destination folder, then ``os.replace``) and never
-replace an existing file unless ``force``. Every problem raises
+Writes are atomic and race-safe (:mod:`audiotok.atomic`: a temporary file in the destination
+folder, then an exclusive link, or a rename with ``force``), respect the umask, and never
+replace an existing file unless ``force``.
+
+Nothing in a file is trusted: the trailer is at most :data:`MAX_META_BYTES`, and its numbers
+must agree with the codes and lie in sane ranges (:data:`SAMPLE_RATE_RANGE`,
+:data:`MAX_CHANNELS`; ``length`` within one frame of ``frames x hop_length``,
+``original_length`` within one frame of that at the original rate), so that a crafted file
+can neither make a huge allocation nor an empty or absurd output. Every problem raises
 :class:`audiotok.errors.UserError` as ``"<file>: <problem>"``.
 """
 
@@ -25,9 +32,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +42,31 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from audiotok.atomic import check_destination, commit, create_temp, describe_os_error
 from audiotok.errors import UserError
 
-__all__ = ["CodesMeta", "FORMAT", "MAGIC", "codes_dtype", "write_codes", "read_codes"]
+__all__ = [
+    "CodesMeta",
+    "FORMAT",
+    "MAGIC",
+    "MAX_META_BYTES",
+    "SAMPLE_RATE_RANGE",
+    "MAX_CHANNELS",
+    "codes_dtype",
+    "write_codes",
+    "read_codes",
+]
 
 FORMAT = "audiotok-codes/1"
 MAGIC = b"ATOKMETA"
 _TAIL = struct.Struct("<Q")
-_MAX_META = 1 << 20
+#: Largest metadata trailer read (the real one is ~400 bytes).
+MAX_META_BYTES = 1 << 16
+#: Sample rates (Hz) accepted anywhere in audiotok: audio files, token files, the API.
+SAMPLE_RATE_RANGE = (1000, 384_000)
+#: Most audio channels accepted in a token file's metadata.
+MAX_CHANNELS = 64
+_MAX_NPY_HEADER = 4096
 
 
 @dataclass(frozen=True)
@@ -98,12 +122,51 @@ class CodesMeta:
                 if f.default is dataclasses.MISSING:
                     raise ValueError(f"metadata lacks {f.name!r}")
                 continue
-            want = {"str": str, "int": int, "float": (int, float)}[str(f.type)]
+            # annotations are strings here (``from __future__ import annotations``)
+            kinds = [k.strip() for k in str(f.type).split("|")]
             value = d[f.name]
+            if value is None and "None" in kinds:
+                kwargs[f.name] = None
+                continue
+            want = {"str": str, "int": int, "float": (int, float)}[kinds[0]]
             if isinstance(value, bool) or not isinstance(value, want):
                 raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
-            kwargs[f.name] = float(value) if f.type == "float" else value
+            if kinds[0] == "float" and not math.isfinite(value):
+                raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
+            kwargs[f.name] = float(value) if kinds[0] == "float" else value
         return cls(**kwargs)
+
+    def check(self, frames: int) -> None:
+        """Check the numbers against each other and against ``frames`` code frames.
+
+        Raises:
+            ValueError: a value out of its range or inconsistent with the codes.
+        """
+        lo, hi = SAMPLE_RATE_RANGE
+        for name in ("sample_rate", "original_sample_rate"):
+            rate = getattr(self, name)
+            if not lo <= rate <= hi:
+                raise ValueError(f"{name} {rate} is outside {lo}..{hi} Hz")
+        for name in ("channels", "original_channels"):
+            if not 1 <= getattr(self, name) <= MAX_CHANNELS:
+                raise ValueError(f"{name} {getattr(self, name)} is outside 1..{MAX_CHANNELS}")
+        if not 1 <= self.hop_length <= self.sample_rate:
+            raise ValueError(f"hop_length {self.hop_length} is outside 1..{self.sample_rate}")
+        if not 1 <= self.num_codebooks <= 4096 or not 1 <= self.codebook_size <= 1 << 32:
+            raise ValueError("num_codebooks or codebook_size out of range")
+        hop = self.hop_length
+        if not (frames - 1) * hop < self.length <= frames * hop:
+            raise ValueError(
+                f"length {self.length} does not fit {frames} code frames of {hop} samples"
+            )
+        # the same span at the original rate, within one frame (plus resampler rounding)
+        scale = self.original_sample_rate / self.sample_rate
+        expected = self.length * scale
+        if abs(self.original_length - expected) > hop * scale + 2:
+            raise ValueError(
+                f"original_length {self.original_length} does not fit {frames} code frames "
+                f"(about {round(expected)} samples at {self.original_sample_rate} Hz)"
+            )
 
 
 class _ModelLike(Protocol):
@@ -168,11 +231,14 @@ def write_codes(
         raise UserError(f"{p}: token files end in .npy or .npz, got {p.suffix!r}")
     if ext == ".npz" and meta is None:
         raise UserError(f"{p}: .npz token files need metadata")
-    if p.exists() and not force:
-        raise UserError(f"{p}: output already exists (use --force to overwrite)")
+    if meta is not None:
+        try:
+            meta.check(arr.shape[1])
+        except ValueError as e:
+            raise UserError(f"{p}: inconsistent metadata ({e})") from None
     arr = np.ascontiguousarray(arr.astype(codes_dtype(size or int(arr.max()) + 1)))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    check_destination(p, force)
+    fd, tmp = create_temp(p)
     try:
         with os.fdopen(fd, "wb") as f:
             if ext == ".npy":
@@ -183,38 +249,55 @@ def write_codes(
             else:
                 meta_arr = np.array(json.dumps(meta.to_dict(), sort_keys=True))
                 np.savez(f, codes=arr, meta=meta_arr)
-        os.replace(tmp, p)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{p}: cannot write ({describe_os_error(e)})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return p
+    return commit(tmp, p, force=force)
 
 
-def _read_npy(p: Path, data: bytes) -> tuple[np.ndarray, CodesMeta | None]:
+def _parse_npy(p: Path, data: bytes, what: str) -> tuple[np.ndarray, int]:
+    """The array stored in ``.npy`` bytes, and the offset where its data ends."""
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        # a crafted header can be megabytes of nested tuples (numpy parses it recursively)
+        fmt = "<H" if version == (1, 0) else "<I"
+        (hlen,) = struct.unpack(fmt, data[8 : 8 + struct.calcsize(fmt)])
+        if hlen > _MAX_NPY_HEADER:
+            raise ValueError(f"header of {hlen} bytes")
         if version == (1, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
-            raise ValueError(f"unsupported .npy version {version}")
-    except Exception as e:
-        raise UserError(f"{p}: not a valid .npy token file ({e})") from None
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    except Exception as e:  # ValueError, SyntaxError, RecursionError, struct.error ...
+        raise UserError(f"{p}: not a valid {what} ({e})") from None
     if dtype.hasobject:
         raise UserError(f"{p}: expected integer codes, got dtype {dtype}")
-    end = f.tell() + int(np.prod(shape)) * dtype.itemsize
+    count = math.prod(shape)
+    end = f.tell() + count * dtype.itemsize
     if end > len(data):
         raise UserError(f"{p}: token file is truncated ({len(data)} of {end} bytes)")
-    arr = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=f.tell())
-    arr = arr.reshape(shape, order="F" if fortran else "C").copy()
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=f.tell())
+    return arr.reshape(shape, order="F" if fortran else "C").copy(), end
+
+
+def _read_npy(p: Path, data: bytes) -> tuple[np.ndarray, CodesMeta | None]:
+    arr, end = _parse_npy(p, data, ".npy token file")
     meta = None
     tail = data[end:]
     if tail:
         if len(tail) < _TAIL.size + len(MAGIC) or not tail.endswith(MAGIC):
             raise UserError(f"{p}: corrupt token file ({len(tail)} unexpected trailing bytes)")
         (n,) = _TAIL.unpack(tail[-len(MAGIC) - _TAIL.size : -len(MAGIC)])
+        if n > MAX_META_BYTES:
+            raise UserError(
+                f"{p}: corrupt token file metadata ({n} bytes; at most {MAX_META_BYTES})"
+            )
         if n != len(tail) - _TAIL.size - len(MAGIC):
             raise UserError(f"{p}: corrupt token file metadata (bad length)")
         meta = _parse_meta(p, tail[:n])
@@ -222,28 +305,41 @@ def _read_npy(p: Path, data: bytes) -> tuple[np.ndarray, CodesMeta | None]:
 
 
 def _parse_meta(p: Path, blob: bytes | str) -> CodesMeta:
+    if len(blob) > MAX_META_BYTES:
+        raise UserError(f"{p}: corrupt token file metadata (more than {MAX_META_BYTES} bytes)")
     try:
         d = json.loads(blob)
         if not isinstance(d, dict):
             raise ValueError("not a JSON object")
         return CodesMeta.from_dict(d)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: corrupt token file metadata ({e})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise UserError(f"{p}: corrupt token file metadata ({msg})") from None
 
 
 def _read_npz(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
+    # read the members ourselves: a crafted zip may announce (or inflate to) gigabytes
+    limit = max(p.stat().st_size * 2, 1 << 20)  # audiotok writes uncompressed members
     try:
-        with np.load(p, allow_pickle=False) as z:
-            if "codes" not in z.files:
+        with zipfile.ZipFile(p) as z:
+            infos = {i.filename: i for i in z.infolist()}
+            if "codes.npy" not in infos:
                 raise UserError(f"{p}: .npz token file has no 'codes' array")
-            arr = z["codes"]
-            meta_arr = z["meta"] if "meta" in z.files else None
+            for name in ("codes.npy", "meta.npy"):
+                if name in infos and infos[name].file_size > limit:
+                    raise UserError(f"{p}: corrupt .npz token file ({name} claims too much data)")
+            data = z.read("codes.npy")
+            meta_data = z.read("meta.npy") if "meta.npy" in infos else None
     except UserError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as e:
         raise UserError(f"{p}: not a valid .npz token file ({e})") from None
+    arr, _ = _parse_npy(p, data, ".npz token file")
     meta = None
-    if meta_arr is not None:
+    if meta_data is not None:
+        if len(meta_data) > MAX_META_BYTES * 4 + _MAX_NPY_HEADER:  # UTF-32 in .npy
+            raise UserError(f"{p}: corrupt token file metadata (more than {MAX_META_BYTES} bytes)")
+        meta_arr, _ = _parse_npy(p, meta_data, ".npz token file")
         if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
             raise UserError(f"{p}: corrupt token file metadata (expected a JSON string)")
         meta = _parse_meta(p, str(meta_arr))
@@ -266,8 +362,9 @@ def read_codes(
         :class:`CodesMeta` or ``None`` for a bare ``.npy``.
 
     Raises:
-        UserError: missing, empty or corrupt file; codes that are not 2-D non-negative
-            integers; codes out of range or with more rows than the model has; codes made by
+        UserError: missing, empty or corrupt file; metadata that is too large, out of range
+            or inconsistent with the codes (see :meth:`CodesMeta.check`); codes that are not
+            2-D non-negative integers; codes out of range or with more rows than the model has; codes made by
             another model (the message names both ids).
     """
     p = Path(path)
@@ -284,6 +381,11 @@ def read_codes(
     _check_codes(arr, str(p), meta.codebook_size if meta is not None else None)
     if meta is not None and arr.shape[0] != meta.num_codebooks:
         raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")
+    if meta is not None:
+        try:
+            meta.check(arr.shape[1])
+        except ValueError as e:
+            raise UserError(f"{p}: corrupt token file metadata ({e})") from None
     if model is not None:
         if meta is not None and meta.model_id != model.model_id:
             raise UserError(

@@ -31,7 +31,13 @@ import torch
 from torch import Tensor, nn
 
 from audiotok import __version__
-from audiotok.audio_io import AudioReader, AudioWriter, Resampler, convert_channels
+from audiotok.audio_io import (
+    AudioReader,
+    AudioWriter,
+    Resampler,
+    check_sample_rate,
+    convert_channels,
+)
 from audiotok.codes import CodesMeta
 from audiotok.errors import UserError
 
@@ -61,7 +67,7 @@ class Tokenizer(Protocol):
     @property
     def codebook_size(self) -> int: ...  # noqa: D102
     @property
-    def bitrate(self) -> float: ...  # noqa: D102
+    def bitrate(self) -> float: ...  # noqa: D102  (kbps)
 
     def encode(self, wav: Any, sample_rate: int | None = None) -> Tensor: ...  # noqa: D102
 
@@ -157,15 +163,16 @@ class AudioTokenizer:
 
     @property
     def bitrate(self) -> float:
-        """Bits per second with all codebooks."""
-        return float(self.model.bitrate)
+        """Kilobits per second (kbps) with all codebooks, e.g. 6.0 for the default model."""
+        return float(self.model.bitrate) / 1000.0
 
     @property
     def bitrates(self) -> list[float]:
-        """Available bitrates in bits per second, one per usable number of codebooks."""
+        """The bitrate ladder in kbps, ascending: entry ``k - 1`` is the rate of the first
+        ``k`` codebooks (one entry for models that need all codebooks)."""
         if not self.model.supports_partial_codebooks:
             return [self.bitrate]
-        return [float(self.model.bitrate_for(k)) for k in range(1, self.num_codebooks + 1)]
+        return [float(self.model.bitrate_for(k)) / 1000.0 for k in range(1, self.num_codebooks + 1)]
 
     @property
     def vocab_size(self) -> int:
@@ -211,23 +218,35 @@ class AudioTokenizer:
     def num_codebooks_for(
         self, *, num_codebooks: int | None = None, bitrate: float | None = None
     ) -> int:
-        """Codebooks to use: ``num_codebooks``, or the most whose bitrate is <= ``bitrate``
-        (bits per second), or all.
+        """Codebooks to use: ``num_codebooks``, or those of the ladder rung ``bitrate``
+        (kbps, one of :attr:`bitrates`), or all.
+
+        ``bitrate`` must be on the ladder (to 0.5 %, so that the printed ``0.862`` selects
+        ``0.8613...``); 6000 (bits per second) is an error, not "the most that fit".
 
         Raises:
-            UserError: both given, or a value the model cannot serve.
+            UserError: both given, or a value the model cannot serve (the message lists the
+                valid bitrates).
         """
         if num_codebooks is not None and bitrate is not None:
             raise UserError("give a bitrate or a number of codebooks, not both")
         full = self.num_codebooks
         if bitrate is not None:
-            fits = [k for k, b in enumerate(self.bitrates, 1) if b <= bitrate * (1 + 1e-9)]
-            if not fits:
-                avail = ", ".join(f"{b / 1000:g}" for b in self.bitrates)
-                raise UserError(f"bitrate {bitrate / 1000:g} kbps is not available ({avail} kbps)")
-            return full if len(self.bitrates) == 1 else fits[-1]
+            ladder = self.bitrates
+            avail = ", ".join(f"{b:g}" for b in ladder)
+            ok = isinstance(bitrate, int | float | np.integer | np.floating) and not isinstance(
+                bitrate, bool | np.bool_
+            )
+            match = [k for k, b in enumerate(ladder, 1) if ok and abs(bitrate - b) <= 0.005 * b]
+            if not match:
+                raise UserError(
+                    f"bitrate {bitrate!r} kbps is not available; valid bitrates: {avail} kbps"
+                )
+            return full if len(ladder) == 1 else match[0]
         if num_codebooks is None:
             return full
+        if isinstance(num_codebooks, np.integer):
+            num_codebooks = int(num_codebooks)
         if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int):
             raise UserError(f"num_codebooks must be an int, got {num_codebooks!r}")
         if not 1 <= num_codebooks <= full:
@@ -256,7 +275,7 @@ class AudioTokenizer:
             num_codebooks=int(num_codebooks),
             codebook_size=self.codebook_size,
             length=int(length),
-            original_sample_rate=int(original_sample_rate or self.sample_rate),
+            original_sample_rate=int(original_sample_rate or self.sample_rate),  # Hz
             original_length=int(length if original_length is None else original_length),
             original_channels=int(original_channels or self.channels),
         )
@@ -293,10 +312,12 @@ class AudioTokenizer:
 
         Args:
             wav: float numpy array or tensor, ``(T,)``, ``(C, T)`` or ``(B, C, T)``.
-            sample_rate: rate of ``wav`` (default: the model's); resampled with soxr.
+            sample_rate: rate of ``wav`` in Hz, an int (numpy ints too) in 1000..384000
+                (default: the model's); resampled with soxr.
             lengths: valid samples of each item of a padded batch (default: all ``T``).
             num_codebooks: keep the first ``k`` codebooks.
-            bitrate: bits per second; picks the most codebooks that fit.
+            bitrate: kbps, one of :attr:`bitrates` (e.g. 1.5, 3 or 6 for the default
+                model); selects that many codebooks.
 
         Returns:
             ``(B, k, T')`` long codes on the CPU; ``T'`` is the frame count of the longest
@@ -304,9 +325,10 @@ class AudioTokenizer:
             past an item's own count are 0.
 
         Raises:
-            UserError: bad dtype, shape, lengths, bitrate, or non-finite samples.
+            UserError: bad dtype, shape, lengths, sample rate, bitrate, or non-finite samples.
         """
         k = self.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
+        sr = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
         x = _as_array(wav, "audio", floating=True)
         x = x[None, None] if x.ndim == 1 else x[None] if x.ndim == 2 else x
         if x.ndim != 3 or x.shape[-1] < 1 or x.shape[0] < 1 or x.shape[1] < 1:
@@ -314,7 +336,6 @@ class AudioTokenizer:
         lens = [x.shape[-1]] * x.shape[0] if lengths is None else [int(n) for n in lengths]
         if len(lens) != x.shape[0] or not all(1 <= n <= x.shape[-1] for n in lens):
             raise UserError(f"lengths {lens} do not fit audio of shape {tuple(x.shape)}")
-        sr = int(sample_rate or self.sample_rate)
         sources = []
         for item, n in zip(x, lens, strict=True):
             if not np.isfinite(item[:, :n]).all():
@@ -354,7 +375,8 @@ class AudioTokenizer:
             ``(codes (k, T') long, meta)``, ready for :func:`audiotok.codes.write_codes`.
 
         Raises:
-            UserError: missing, empty, corrupt or non-audio file, or NaN/inf samples.
+            UserError: missing, empty, corrupt or non-audio file, a header rate outside
+                1000..384000 Hz, or NaN/inf samples.
         """
         k = self.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
         chunk, ctx = self._chunk_and_context()
@@ -435,25 +457,32 @@ class AudioTokenizer:
         Args:
             codes: integer numpy array or tensor, ``(k, T')`` or ``(B, k, T')``, with
                 ``k <= num_codebooks`` (the first ``k`` codebooks).
-            length: samples per item, one int or one per item (default ``T' * hop_length``).
-                Frames past ``ceil(length / hop_length)`` are padding and are not decoded,
-                so a padded batch decodes exactly like its items alone; samples past an
-                item's length are 0.
+            length: samples per item, one int or one per item. Without it every item
+                decodes to ``T' * hop_length`` samples, all its frames: up to
+                ``hop_length - 1`` samples longer than the audio that was encoded, since
+                codes do not record it (token files do; :meth:`decode_to_file` and
+                ``audiotok decode`` use it). Frames past ``ceil(length / hop_length)`` are
+                padding and are not decoded, so a padded batch decodes exactly like its
+                items alone; samples past an item's length are 0.
 
         Returns:
-            ``(B, C, T)`` float32 on the CPU, ``T = max(length)``.
+            ``(B, C, T)`` float32 on the CPU at :attr:`sample_rate`, ``T = max(length)``
+            (``T' * hop_length`` without ``length``).
 
         Raises:
             UserError: bad dtype, shape, codebook count, out-of-range code or length.
         """
         c = self._check_codes(codes)
         batch, hop, full = c.shape[0], self.hop_length, c.shape[-1] * self.hop_length
-        if length is None:
-            lens = [full] * batch
-        elif isinstance(length, int | np.integer):
-            lens = [int(length)] * batch
-        else:
-            lens = [int(n) for n in length]
+        try:
+            if length is None:
+                lens = [full] * batch
+            elif isinstance(length, int | np.integer) and not isinstance(length, bool):
+                lens = [int(length)] * batch
+            else:
+                lens = [_whole(n) for n in length]  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise UserError(f"length must be an int or one int per item, got {length!r}") from None
         if len(lens) != batch or not all(0 <= n <= full for n in lens):
             raise UserError(f"length {length} does not fit {full} samples of codes")
         items = [c[b, :, : -(-n // hop)] for b, n in enumerate(lens)]
@@ -472,6 +501,7 @@ class AudioTokenizer:
         *,
         length: int | None = None,
         sample_rate: int | None = None,
+        channels: int | None = None,
         force: bool = False,
         progress: Progress | None = None,
     ) -> Path:
@@ -480,36 +510,54 @@ class AudioTokenizer:
         Args:
             codes: one item's codes, ``(k, T')`` or ``(1, k, T')``.
             path: output file; the format follows the extension (``.wav``, ``.flac``, ...).
-            length: samples to write at the output rate (default: all decoded samples).
-            sample_rate: output rate (default: the model's); resampled with soxr.
+            length: samples to write at the output rate (default: all decoded samples); at
+                most one frame more than the codes hold.
+            sample_rate: output rate in Hz, 1000..384000 (default: the model's); resampled
+                with soxr.
+            channels: output channels (default: the model's); a mono model's output is
+                duplicated into each channel, several channels are averaged for fewer (the
+                rule of :func:`audiotok.audio_io.convert_channels`).
             force: replace an existing file.
             progress: called with ``(frames done, frames)``.
 
         Returns:
             The path written (atomically).
+
+        Raises:
+            UserError: bad codes, length, rate or channels; an existing ``path`` without
+                ``force``; a path that cannot be written.
         """
         c = self._check_codes(codes)
         if c.shape[0] != 1:
             raise UserError(f"decode_to_file takes one item, got a batch of {c.shape[0]}")
-        out_rate = int(sample_rate or self.sample_rate)
+        out_rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
+        out_channels = self.channels if channels is None else int(channels)
+        if isinstance(channels, bool) or not 1 <= out_channels <= 64:
+            raise UserError(f"channels must be in 1..64, got {channels!r}")
         model_len = c.shape[-1] * self.hop_length
+        most = math.ceil((model_len + self.hop_length) * out_rate / self.sample_rate)
+        if length is not None and (isinstance(length, bool) or not 1 <= int(length) <= most):
+            raise UserError(
+                f"length {length} does not fit {c.shape[-1]} code frames ({most} samples at "
+                f"{out_rate} Hz at most)"
+            )
         if length is not None:
             model_len = min(model_len, round(length * self.sample_rate / out_rate))
         want = int(length) if length is not None else round(model_len * out_rate / self.sample_rate)
         resample = Resampler(self.sample_rate, out_rate, self.channels)
         item = c[0, :, : -(-model_len // self.hop_length)]
         jobs = [(0, *w) for w in self._decode_plan(item.shape[-1])]
-        with AudioWriter(path, out_rate, self.channels, force=force) as writer:
+        with AudioWriter(path, out_rate, out_channels, force=force) as writer:
             fed = 0
             for _, _, wav in self._decode_windows([item], jobs, progress):
                 block = wav[:, : max(0, model_len - fed)].numpy()
                 fed += block.shape[-1]
-                out = resample(block, last=fed >= model_len)
+                out = convert_channels(resample(block, last=fed >= model_len), out_channels)
                 writer.write(out[:, : max(0, want - writer.frames_written)])
                 if fed >= model_len:
                     break
             if writer.frames_written < want:
-                writer.write(np.zeros((self.channels, want - writer.frames_written), np.float32))
+                writer.write(np.zeros((out_channels, want - writer.frames_written), np.float32))
         return writer.path
 
     def _measure_decoder_context(self) -> int | None:
@@ -555,6 +603,15 @@ class AudioTokenizer:
                 return -(-reach // hop) + 1
             frames *= 2
         return None
+
+
+def _whole(n: Any) -> int:
+    """``n`` as an int if it is an integer (Python, numpy or a 0-d integer tensor)."""
+    if isinstance(n, Tensor) and n.dim() == 0 and not n.is_floating_point():
+        n = n.item()
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise TypeError(n)
+    return int(n)
 
 
 def _as_array(x: Any, what: str, *, floating: bool) -> np.ndarray:

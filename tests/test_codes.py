@@ -12,7 +12,9 @@ from audiotok.codes import MAGIC, CodesMeta, codes_dtype, read_codes, write_code
 from audiotok.errors import UserError
 
 
-def _meta(k: int = 4, size: int = 1024, model_id: str = "abc123def456") -> CodesMeta:
+def _meta(
+    k: int = 4, size: int = 1024, model_id: str = "abc123def456", length: int = 12345
+) -> CodesMeta:
     return CodesMeta(
         model_id=model_id,
         family="soundstream",
@@ -23,9 +25,9 @@ def _meta(k: int = 4, size: int = 1024, model_id: str = "abc123def456") -> Codes
         channels=1,
         num_codebooks=k,
         codebook_size=size,
-        length=12345,
+        length=length,
         original_sample_rate=44100,
-        original_length=22681,
+        original_length=round(length * 44100 / 24000) - 3,
         original_channels=2,
     )
 
@@ -76,9 +78,9 @@ def test_npz_round_trip_without_pickle(tmp_path: Path) -> None:
 def test_never_overwrites_without_force_and_leaves_no_temp(tmp_path: Path) -> None:
     path = write_codes(tmp_path / "a.npy", _codes(), _meta())
     with pytest.raises(UserError, match=r"a\.npy.*--force"):
-        write_codes(path, _codes(t=5), _meta())
+        write_codes(path, _codes(t=5), _meta(length=1600))
     assert read_codes(path)[0].shape == (4, 39)
-    write_codes(path, _codes(t=5), _meta(), force=True)
+    write_codes(path, _codes(t=5), _meta(length=1600), force=True)
     assert read_codes(path)[0].shape == (4, 5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
 

@@ -124,18 +124,21 @@ def test_input_forms_rates_and_channels() -> None:
 
 def test_bitrates_and_codebooks() -> None:
     tok = AudioTokenizer(tiny())  # 1000 frames/s x 4 bits per codebook
-    assert tok.bitrates == [4000.0, 8000.0, 12000.0] and tok.bitrate == 12000.0
+    assert tok.bitrates == [4.0, 8.0, 12.0] and tok.bitrate == 12.0  # kbps, like the CLI
     assert tok.vocab_size == 48
     wav = torch.randn(1, 1, 200)
     full = tok.encode(wav)
-    assert torch.equal(tok.encode(wav, bitrate=8000), full[:, :2])
-    assert torch.equal(tok.encode(wav, bitrate=9999), full[:, :2])
-    assert torch.equal(tok.encode(wav, num_codebooks=1), full[:, :1])
+    assert torch.equal(tok.encode(wav, bitrate=8), full[:, :2])
+    assert torch.equal(tok.encode(wav, bitrate=np.float32(4.0)), full[:, :1])
+    assert torch.equal(tok.encode(wav, num_codebooks=np.int64(1)), full[:, :1])
     assert tok.decode(full[:, :1]).shape == (1, 1, 200)
-    with pytest.raises(UserError, match="not available"):
-        tok.encode(wav, bitrate=3000)
+    # off the ladder is an error listing the ladder, not "the most that fit" (8000 bps
+    # used to mean all codebooks)
+    for off in (8000, 9999, 5, 3, True, "8"):
+        with pytest.raises(UserError, match=r"not available; valid bitrates: 4, 8, 12 kbps"):
+            tok.encode(wav, bitrate=off)
     with pytest.raises(UserError, match="not both"):
-        tok.encode(wav, bitrate=4000, num_codebooks=1)
+        tok.encode(wav, bitrate=4, num_codebooks=1)
     with pytest.raises(UserError, match=r"\[1, 3\]"):
         tok.encode(wav, num_codebooks=4)
 

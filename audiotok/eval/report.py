@@ -180,7 +180,7 @@ def plan_bitrates(tokenizer: Any, bitrates_kbps: Sequence[float] | None) -> list
     """``(num_codebooks, kbps)`` pairs to evaluate, lowest bitrate first.
 
     Args:
-        tokenizer: has ``bitrates`` (bits/s per usable codebook count, ascending) and
+        tokenizer: has ``bitrates`` (kbps per usable codebook count, ascending) and
             ``num_codebooks``.
         bitrates_kbps: wanted bitrates; each takes the most codebooks that fit. None: all.
 
@@ -189,19 +189,19 @@ def plan_bitrates(tokenizer: Any, bitrates_kbps: Sequence[float] | None) -> list
     """
     offered = [float(b) for b in tokenizer.bitrates]
     if len(offered) == 1:  # all codebooks or nothing
-        pairs = {int(tokenizer.num_codebooks): offered[0] / 1000.0}
-        if bitrates_kbps and min(bitrates_kbps) * 1000.0 < offered[0] * (1 - 1e-9):
-            raise UserError(f"this tokenizer only offers {offered[0] / 1000:g} kbps")
+        pairs = {int(tokenizer.num_codebooks): offered[0]}
+        if bitrates_kbps and min(bitrates_kbps) < offered[0] * (1 - 1e-9):
+            raise UserError(f"this tokenizer only offers {offered[0]:g} kbps")
         return list(pairs.items())
     if not bitrates_kbps:
-        return [(k, b / 1000.0) for k, b in enumerate(offered, 1)]
+        return list(enumerate(offered, 1))
     pairs = {}
     for want in bitrates_kbps:
-        fits = [k for k, b in enumerate(offered, 1) if b <= want * 1000.0 * (1 + 1e-9)]
+        fits = [k for k, b in enumerate(offered, 1) if b <= want * (1 + 1e-9)]
         if not fits:
-            avail = ", ".join(f"{b / 1000:g}" for b in offered)
+            avail = ", ".join(f"{b:g}" for b in offered)
             raise UserError(f"bitrate {want:g} kbps is not available (offered: {avail} kbps)")
-        pairs[fits[-1]] = offered[fits[-1] - 1] / 1000.0
+        pairs[fits[-1]] = offered[fits[-1] - 1]
     return sorted(pairs.items())
 
 
@@ -214,7 +214,7 @@ def _model_info(tokenizer: Any, plan: list[tuple[int, float]]) -> dict[str, Any]
         "frame_rate": float(tokenizer.frame_rate),
         "num_codebooks": int(tokenizer.num_codebooks),
         "codebook_size": int(tokenizer.codebook_size),
-        "bitrates_kbps": [float(b) / 1000.0 for b in tokenizer.bitrates],
+        "bitrates_kbps": [float(b) for b in tokenizer.bitrates],
         "evaluated_kbps": [b for _, b in plan],
     }
     return info

@@ -30,7 +30,7 @@ class PerfectFake:
     model_id = "fake0"
     sample_rate, channels, frame_rate = SR, 1, 100.0
     num_codebooks, codebook_size = 2, 16
-    bitrates = [400.0, 800.0]  # 100 frames/s * 4 bits per codebook
+    bitrates = [0.4, 0.8]  # kbps: 100 frames/s * 4 bits per codebook
 
     def encode(self, wav: np.ndarray, sample_rate: int, *, num_codebooks: int) -> torch.Tensor:
         assert sample_rate == SR and wav.shape[0] == 1
