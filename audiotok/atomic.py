@@ -35,6 +35,7 @@ __all__ = [
     "clean_stale",
     "describe_os_error",
     "check_destination",
+    "default_mode",
 ]
 
 #: Part of every temporary file's name; scans skip names that contain it.
@@ -60,6 +61,19 @@ def describe_os_error(e: OSError) -> str:
     if e.errno in _WORDS:
         return _WORDS[e.errno]
     return (e.strerror or type(e).__name__).lower()
+
+
+def default_mode() -> int:
+    """``0o666`` less the process umask: the mode a new file gets from ``open``."""
+    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def is_temp(path: str | os.PathLike) -> bool:
@@ -161,9 +175,7 @@ def commit(tmp: str | os.PathLike, dest: str | os.PathLike, *, force: bool) -> P
             try:  # no hard links here (e.g. FAT, some network file systems)
                 os.close(os.open(d, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             except FileExistsError:
-                raise UserError(
-                    f"{d}: output already exists (use --force to overwrite)"
-                ) from None
+                raise UserError(f"{d}: output already exists (use --force to overwrite)") from None
             os.replace(t, d)
         return d
     except OSError as e:

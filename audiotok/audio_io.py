@@ -60,6 +60,7 @@ SOFTWARE_TAG = "audiotok"
 class TruncatedAudioWarning(UserWarning):
     """An audio file ends before the frame count its header announces."""
 
+
 #: Extensions listed when a folder is scanned for audio (lower case, with the dot).
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}

@@ -2,12 +2,16 @@
 
 Errors that a user can fix (missing or corrupt files, bad token files, mismatched models) are
 raised as :class:`audiotok.errors.UserError` by the library and printed here as one line with
-a non-zero exit code, never as a traceback.
+a non-zero exit code, never as a traceback; so are everyday OS errors (disk full, permission
+denied, a folder in the way). Warnings are one line too (``warning: <file>: <problem>``).
+Ctrl-C exits with 130, at any moment.
 """
 
 from __future__ import annotations
 
 import glob
+import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +19,7 @@ from typing import Any, TypeVar
 import typer
 
 from audiotok import __version__
+from audiotok.atomic import is_temp
 from audiotok.errors import UserError
 
 T = TypeVar("T")
@@ -58,9 +63,31 @@ def run_or_exit(fn: Callable[[], T]) -> T:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: {_os_error_line(exc)}", err=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+
+
+def _os_error_line(exc: OSError, default: Path | str | None = None) -> str:
+    from audiotok.atomic import describe_os_error
+
+    where = exc.filename if exc.filename is not None else default
+    return f"{where}: {describe_os_error(exc)}" if where is not None else describe_os_error(exc)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one line, ``warning: <message>``, without source locations."""
+    typer.echo(f"warning: {str(message).strip().splitlines()[0]}", err=True)
 
 
 # ---- commands: encode / decode / info (tokenizer helper) ---------------------------------
@@ -79,8 +106,11 @@ def _expand(items: list[str], suffixes: frozenset[str]) -> tuple[list[tuple[Path
     out: list[tuple[Path, Path]] = []
     failed = 0
 
+    def wanted(f: Path) -> bool:  # never a temporary file left by a killed run
+        return f.suffix.lower() in suffixes and not is_temp(f) and f.is_file()
+
     def search(folder: Path) -> list[tuple[Path, Path]]:
-        found = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+        found = sorted(f for f in folder.rglob("*") if wanted(f))
         return [(f, f.relative_to(folder)) for f in found]
 
     for item in items:
@@ -92,7 +122,7 @@ def _expand(items: list[str], suffixes: frozenset[str]) -> tuple[list[tuple[Path
             for m in sorted(Path(m) for m in glob.glob(item, recursive=True)):
                 if m.is_dir():
                     found += [(f, Path(m.name) / rel) for f, rel in search(m)]
-                elif m.suffix.lower() in suffixes:
+                elif wanted(m):
                     found.append((m, Path(m.name)))
         else:
             out.append((p, Path(p.name)))
@@ -107,6 +137,33 @@ def _expand(items: list[str], suffixes: frozenset[str]) -> tuple[list[tuple[Path
 
 def _raise(exc: Exception) -> None:
     raise exc
+
+
+def _check_out(out: Path, count: int, single: frozenset[str], other: frozenset[str]) -> bool:
+    """Whether ``-o out`` names one output file (else a folder), or a ``UserError``.
+
+    ``out`` names a file when its extension is in ``single`` and there is one input; with
+    many inputs that is an error, as is an extension in ``other`` (the wrong kind of file)
+    and an existing ``out`` that is not a folder: ``-o`` never makes a folder named like a
+    file, nor writes into ``/dev/null``.
+    """
+    ext = out.suffix.lower()
+    if ext in single:
+        if count > 1:
+            raise UserError(
+                f"{out}: -o names one {ext} file but there are {count} inputs; "
+                "give a folder for many inputs"
+            )
+        if out.exists() and not out.is_file():
+            what = "a folder" if out.is_dir() else "not a regular file"
+            raise UserError(f"{out}: output is {what}")
+        return True
+    if ext in other:
+        kind = ", ".join(sorted(single))
+        raise UserError(f"{out}: -o names a {ext} file; this command writes {kind} files")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: -o must be a folder, and this exists and is not a folder")
+    return False
 
 
 def _progress() -> Any:
@@ -148,14 +205,22 @@ def _each_file(
                         f"{src}: output {dest} is also written for {seen[dest.resolve()]}"
                     )
                 seen[dest.resolve()] = src
-                work(
-                    src,
-                    dest,
-                    lambda done, total, t=task: bar.update(t, completed=done, total=total),
-                )
+                with warnings.catch_warnings():
+                    warnings.showwarning = _show_warning
+                    work(
+                        src,
+                        dest,
+                        lambda done, total, t=task: bar.update(t, completed=done, total=total),
+                    )
             except UserError as exc:
                 failed += 1
                 typer.echo(f"error: {exc}", err=True)
+            except OSError as exc:  # disk full, permission denied, ...: the project's words
+                failed += 1
+                typer.echo(f"error: {_os_error_line(exc, src)}", err=True)
+            except MemoryError:
+                failed += 1
+                typer.echo(f"error: {src}: out of memory", err=True)
             except Exception as exc:  # a bug or an odd file: still one line, and go on
                 failed += 1
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -173,13 +238,17 @@ def encode(
         None,
         "--out-dir",
         "-o",
-        help="Write tokens here (mirroring folders); default: beside each input.",
+        help="Write tokens into this folder (mirroring input folders), or to this .npy/.npz "
+        "file for one input; default: beside each input.",
     ),
     model: str = typer.Option(
         "default", "--model", "-m", help="'default' or an exported model folder."
     ),
     bitrate: float | None = typer.Option(
-        None, "--bitrate", "-b", help="Target kbps, e.g. 1.5, 3, 6."
+        None,
+        "--bitrate",
+        "-b",
+        help="kbps, one of the model's bitrates ('audiotok info'), e.g. 1.5, 3, 6.",
     ),
     num_codebooks: int | None = typer.Option(
         None, "--num-codebooks", "-k", help="Codebooks to keep."
@@ -189,23 +258,27 @@ def encode(
 ) -> None:
     """Encode audio files to token files <stem>.npy (codes (K, T') + metadata)."""
     from audiotok import hub
+    from audiotok.atomic import check_destination
     from audiotok.audio_io import AUDIO_EXTENSIONS
     from audiotok.codes import write_codes
 
     if fmt not in ("npy", "npz"):
         run_or_exit(lambda: _raise(UserError(f"--format must be npy or npz, got {fmt!r}")))
     tok = run_or_exit(lambda: hub.load(model))
-    kbps = None if bitrate is None else bitrate * 1000
-    k = run_or_exit(lambda: tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=kbps))
+    k = run_or_exit(lambda: tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate))
     found, failed = _expand(inputs, AUDIO_EXTENSIONS)
+    single = out_dir is not None and run_or_exit(
+        lambda: _check_out(out_dir, len(found), _TOKEN_SUFFIXES, AUDIO_EXTENSIONS)
+    )
     jobs = [
-        (src, ((out_dir / rel) if out_dir else src).with_suffix("." + fmt)) for src, rel in found
+        (src, out_dir if single else ((out_dir / rel) if out_dir else src).with_suffix("." + fmt))
+        for src, rel in found
     ]
     totals = {"files": 0, "seconds": 0.0, "tokens": 0}
 
     def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
-        if src.is_file() and dest.exists() and not force:  # fail before the slow part
-            raise UserError(f"{dest}: output already exists (use --force to overwrite)")
+        if src.is_file():  # an existing output or a folder in the way: before the slow part
+            check_destination(dest, force)
         codes, meta = tok.encode_file(src, num_codebooks=k, progress=progress)
         write_codes(dest, codes, meta, force=force)
         totals["files"] += 1
@@ -216,7 +289,7 @@ def encode(
     rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
     typer.echo(
         f"encoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio, "
-        f"{totals['tokens']} tokens ({k} codebooks x {tok.frame_rate:g} Hz, {rate / 1000:g} kbps)"
+        f"{totals['tokens']} tokens ({k} codebooks x {tok.frame_rate:g} Hz, {rate:g} kbps)"
     )
     raise typer.Exit(1 if failed else 0)
 
@@ -225,7 +298,10 @@ def encode(
 def decode(
     tokens: list[str] = typer.Argument(..., help="Token files (.npy/.npz), folders or globs."),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output file (one input) or folder; default: beside each input."
+        None,
+        "--out",
+        "-o",
+        help="Output audio file (one input) or folder; default: beside each input.",
     ),
     model: str = typer.Option(
         "default", "--model", "-m", help="'default' or an exported model folder."
@@ -233,52 +309,62 @@ def decode(
     original_rate: bool = typer.Option(
         True,
         "--original-rate/--model-rate",
-        help="Write at the source file's rate and length (from the token file), or at the "
-        "model's rate.",
+        help="Write the source file's rate, length and channel count (from the token file), "
+        "or the model's rate and channels.",
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing audio files."),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite the output file (never the source recording)."
+    ),
 ) -> None:
-    """Decode token files to audio (<stem>.wav) at the source's sample rate and exact length.
+    """Decode token files to audio at the source's sample rate, exact length and channels.
 
-    Token files that audiotok wrote carry the source's rate and length; plain (K, T') arrays
-    decode at the model's rate. The audio has the model's channels (a mono model gives mono).
-    Beside the tokens, an existing <stem>.wav (usually the source) is kept and the audio goes
-    to <stem>.decoded.wav; --force overwrites <stem>.wav.
+    Token files that audiotok wrote carry the source's rate, length and channel count; plain
+    (K, T') arrays decode at the model's rate and channels. A mono model's output is copied
+    into each channel of a stereo source (the channels are identical).
+
+    Output names: -o FILE.wav for one input is written as given. Otherwise the output is
+    <stem>.wav beside the tokens (or in the -o folder), unless a <stem>.wav that audiotok did
+    not write is there (usually the recording the tokens came from): then the audio goes to
+    <stem>.decoded.wav. --force replaces only that output file, never the recording.
     """
     from audiotok import hub
-    from audiotok.audio_io import AUDIO_EXTENSIONS
+    from audiotok.audio_io import AUDIO_EXTENSIONS, check_output_path
     from audiotok.codes import read_codes
 
     tok = run_or_exit(lambda: hub.load(model))
     found, failed = _expand(tokens, _TOKEN_SUFFIXES)
-    single = out is not None and len(found) == 1 and out.suffix.lower() in AUDIO_EXTENSIONS
+    single = out is not None and run_or_exit(
+        lambda: _check_out(out, len(found), AUDIO_EXTENSIONS, _TOKEN_SUFFIXES)
+    )
     jobs = [
         (src, out if single else ((out / rel) if out else src).with_suffix(".wav"))
         for src, rel in found
     ]
-    redirected: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav it avoided
-    if out is None and not force:
-        # beside its tokens, song.npy -> song.wav would hit the song it was encoded from:
-        # `encode song.wav && decode song.npy` writes song.decoded.wav instead of failing
-        moved = [(src, _beside(dest)) for src, dest in jobs]
-        redirected = {
-            new: old for (_, old), (_, new) in zip(jobs, moved, strict=True) if new != old
-        }
+    kept: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav (a recording) it avoided
+    if not single:
+        moved = [(src, _decode_dest(dest)) for src, dest in jobs]
+        kept = {new: old for (_, old), (_, new) in zip(jobs, moved, strict=True) if new != old}
         jobs = moved
     totals = {"files": 0, "seconds": 0.0}
 
     def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
         codes, meta = read_codes(src, tok)
-        if dest.exists() and not force:
-            raise UserError(f"{dest}: output already exists (use --force to overwrite)")
-        length, rate = (meta.length, None) if meta else (None, None)
+        check_output_path(dest, force)
+        length, rate, channels = (meta.length, None, None) if meta else (None, None, None)
         if meta and original_rate:
             length, rate = meta.original_length, meta.original_sample_rate
+            channels = meta.original_channels
         tok.decode_to_file(
-            codes, dest, length=length, sample_rate=rate, force=force, progress=progress
+            codes,
+            dest,
+            length=length,
+            sample_rate=rate,
+            channels=channels,
+            force=force,
+            progress=progress,
         )
-        if dest in redirected:
-            typer.echo(f"{src}: {redirected[dest].name} exists, wrote {dest}")
+        if dest in kept:
+            typer.echo(f"{src}: kept {kept[dest].name} (not written by audiotok), wrote {dest}")
         totals["files"] += 1
         totals["seconds"] += (length or codes.shape[-1] * tok.hop_length) / (
             rate or tok.sample_rate
@@ -291,12 +377,17 @@ def decode(
     raise typer.Exit(1 if failed else 0)
 
 
-def _beside(dest: Path) -> Path:
-    """``dest``, or ``<stem>.decoded.wav`` when ``dest`` exists."""
-    if not dest.exists():
+def _decode_dest(dest: Path) -> Path:
+    """``dest`` (``<stem>.wav``), or ``<stem>.decoded.wav`` when ``dest`` holds something
+    audiotok did not write (a recording, a folder): decode never names a user's file as its
+    output, so ``--force`` cannot replace it."""
+    from audiotok.audio_io import written_by_audiotok
+
+    if not dest.exists() and not dest.is_symlink():
         return dest
-    alt = dest.with_name(f"{dest.stem}.decoded{dest.suffix}")
-    return dest if alt.exists() else alt  # both exist: the "already exists" error names dest
+    if dest.is_file() and written_by_audiotok(dest):
+        return dest
+    return dest.with_name(f"{dest.stem}.decoded{dest.suffix}")
 
 
 @app.command()
@@ -318,7 +409,7 @@ def info(
         ("hop length", f"{tok.hop_length} samples"),
         ("codebooks", str(tok.num_codebooks)),
         ("codebook size", str(tok.codebook_size)),
-        ("bitrates", ", ".join(f"{b / 1000:g}" for b in tok.bitrates) + " kbps"),
+        ("bitrates", ", ".join(f"{b:g}" for b in tok.bitrates) + " kbps"),
         (
             "LM vocabulary",
             f"{tok.vocab_size} ({tok.num_codebooks} x {tok.codebook_size} per codebook)",
@@ -386,8 +477,11 @@ def eval_command(
     console = Console(width=max(100, Console().width))
     console.print(table)
     for f in report.failed:
-        typer.echo(f"failed: {f['path']}: {f['error']}", err=True)
+        typer.echo(f"error: {f['path']}: {f['error']}", err=True)
     console.print(f"report: {report.markdown_path} (and report.json, {len(report.figures)} PNG)")
+    if report.failed:  # like encode and decode: a batch with failures is not a success
+        typer.echo(f"evaluated {len(report.files)} file(s), {len(report.failed)} failed", err=True)
+        raise typer.Exit(1)
 
 
 # ---- commands: train / export (training helper) -------------------------------------------
@@ -433,7 +527,12 @@ def train_command(
 def export_command(
     checkpoint: Path = typer.Argument(..., help="Training checkpoint (or a run folder)."),
     out_dir: Path = typer.Argument(..., help="Folder for config.json + model.safetensors."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing export."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing export's config.json and model.safetensors (other files in "
+        "the folder are kept).",
+    ),
 ) -> None:
     """Export a training checkpoint as a model folder that load_pretrained reads."""
 
@@ -446,5 +545,14 @@ def export_command(
 
 
 def main() -> None:
-    """Entry point of the ``audiotok`` console script."""
-    app()
+    """Entry point of the ``audiotok`` console script (see also :mod:`audiotok.__main__`).
+
+    Ctrl-C anywhere exits 130 without a traceback (typer turns an interrupt inside a command
+    into exit code 130; this catches the rest), and warnings are one line each.
+    """
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -7,7 +7,11 @@ An exported model is a folder with two files::
     model.safetensors   the state dict (no pickle)
 
 ``family`` picks the class from the explicit :data:`MODEL_FAMILIES` dict and ``config`` is
-its frozen dataclass config (``Config.from_dict`` rejects unknown keys). ``model_id`` names
+its frozen dataclass config (``Config.from_dict`` rejects unknown keys). A config is not
+trusted: no size in it may exceed :data:`MAX_CONFIG_INT`, and the model it describes is first
+built on the ``meta`` device (no memory) and refused if it needs more bytes than
+``model.safetensors`` holds, so that a crafted ``config.json`` fails with one line instead of
+allocating terabytes. ``model_id`` names
 the exact model in token files, so that codes are never decoded by a different model; by
 default it is a short hash of the family, config and weights (:func:`model_id_for`).
 
@@ -19,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from audiotok import __version__
+from audiotok.atomic import commit, create_temp, default_mode, describe_os_error
 from audiotok.audio.base import AudioCodec
 from audiotok.audio.soundstream import SoundStream
 from audiotok.audio.vqvae import AudioVQVAE
@@ -39,6 +42,8 @@ __all__ = [
     "MODEL_FAMILIES",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "EXPORT_FILES",
+    "MAX_CONFIG_INT",
     "DEFAULT_MODEL_DIR",
     "PretrainedInfo",
     "model_id_for",
@@ -56,6 +61,11 @@ MODEL_FAMILIES: dict[str, type[AudioCodec]] = {
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: The files an export writes; ``force`` replaces these and nothing else in the folder.
+EXPORT_FILES = (CONFIG_NAME, WEIGHTS_NAME)
+#: Largest integer accepted anywhere in a ``config.json`` model config (and at most 4096
+#: codebooks), checked before anything is built.
+MAX_CONFIG_INT = 1 << 24
 #: Where the bundled default tokenizer lives (``audiotok.load("default")``).
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
 
@@ -96,20 +106,24 @@ def save_pretrained(
 ) -> Path:
     """Export ``model`` to ``directory`` (``config.json`` + ``model.safetensors``).
 
-    The folder is written under a temporary name beside ``directory`` and renamed into
-    place, so a crash never leaves a half-written model.
+    Each file is written under a temporary name in ``directory`` and moved into place once
+    complete, so a crash never leaves a half-written file. Only the two files of
+    :data:`EXPORT_FILES` are written or replaced; anything else in the folder (a model card,
+    the user's notes) is left alone. Files get ``0o666`` less the umask.
 
     Args:
         model: an instance of a class in :data:`MODEL_FAMILIES`.
-        directory: destination folder; must not exist (or be empty) unless ``force``.
+        directory: destination folder (created if absent); it must not already hold an
+            export (``config.json`` or ``model.safetensors``) unless ``force``.
         model_id: the id recorded in token files; default :func:`model_id_for`.
-        force: replace an existing export.
+        force: replace an existing export's two files.
 
     Returns:
         The destination folder.
 
     Raises:
-        UserError: the destination exists and ``force`` is false.
+        UserError: the destination holds an export and ``force`` is false, is not a folder,
+            or cannot be written (permission, disk full, ...).
         ValueError: the model's family is not registered.
     """
     from safetensors.torch import save_model
@@ -120,34 +134,43 @@ def save_pretrained(
     dest = Path(directory)
     if dest.exists() and not dest.is_dir():
         raise UserError(f"{dest}: exists and is not a directory")
-    if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise UserError(f"{dest}: already exists (use force=True / --force to overwrite)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    present = [n for n in EXPORT_FILES if (dest / n).exists() or (dest / n).is_symlink()]
+    for name in present:
+        if not (dest / name).is_file():
+            raise UserError(f"{dest / name}: is in the way (not a regular file)")
+    if present and not force:
+        raise UserError(
+            f"{dest}: already holds an exported model ({', '.join(present)}); "
+            "use force=True / --force to replace it"
+        )
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{dest}: cannot create folder ({describe_os_error(e)})") from None
     info = {
         "family": family,
         "audiotok_version": __version__,
         "model_id": model_id or model_id_for(model),
         "config": model.config.to_dict(),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    temps: dict[str, Path] = {}
     try:
-        (tmp / CONFIG_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        save_model(model, str(tmp / WEIGHTS_NAME))
-        # mkdtemp makes a private (0700) folder; an export is meant to be shared/packaged
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)
-        for f in tmp.iterdir():
-            f.chmod(0o666 & ~umask)
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            os.replace(dest, old / "x")
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        for name in EXPORT_FILES:
+            fd, temps[name] = create_temp(dest / name)
+            os.close(fd)
+        temps[CONFIG_NAME].write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        save_model(model, str(temps[WEIGHTS_NAME]))
+        temps[WEIGHTS_NAME].chmod(default_mode())  # safetensors recreates it as 0600
+        # without force the config is the claim on the folder: a concurrent export loses
+        # there, before any weights are moved; with force the weights go first
+        order = (WEIGHTS_NAME, CONFIG_NAME) if force else (CONFIG_NAME, WEIGHTS_NAME)
+        for name in order:
+            commit(temps.pop(name), dest / name, force=force)
+    except OSError as e:
+        raise UserError(f"{dest}: cannot write the export ({describe_os_error(e)})") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -200,14 +223,19 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     info = read_pretrained_info(directory)
     d = Path(directory)
     cls = MODEL_FAMILIES[info.family]
+    weights = d / WEIGHTS_NAME
+    _check_sizes(d / CONFIG_NAME, info.config)
     try:
         config = cls.config_class.from_dict(info.config)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{d / CONFIG_NAME}: bad {info.family} config ({e})") from None
+    if not weights.is_file():
+        raise UserError(f"{weights}: missing")
+    _check_model_bytes(d / CONFIG_NAME, cls, config, weights.stat().st_size)
+    try:
         model = cls(config)
     except (ValueError, TypeError) as e:
         raise UserError(f"{d / CONFIG_NAME}: bad {info.family} config ({e})") from None
-    weights = d / WEIGHTS_NAME
-    if not weights.is_file():
-        raise UserError(f"{weights}: missing")
     try:
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
     except Exception as e:  # SafetensorError, RuntimeError (shape mismatch), OSError
@@ -220,6 +248,40 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "
             f"{weights}: weights do not fit the config ({'; '.join(p for p in parts if p)})"
         )
     return model.to(device).eval()
+
+
+def _check_sizes(path: Path, config: Any, key: str = "config") -> None:
+    """Refuse absurd integers anywhere in a config before any model code sees them."""
+    if isinstance(config, dict):
+        for k, v in config.items():
+            _check_sizes(path, v, f"{key}.{k}")
+    elif isinstance(config, list):
+        if len(config) > 4096:
+            raise UserError(f"{path}: {key} has {len(config)} entries; at most 4096")
+        for i, v in enumerate(config):
+            _check_sizes(path, v, f"{key}[{i}]")
+    elif isinstance(config, int) and not isinstance(config, bool):
+        most = 4096 if key.endswith("num_codebooks") else MAX_CONFIG_INT
+        if abs(config) > most:
+            raise UserError(f"{path}: {key} = {config} is out of range (at most {most:,})")
+
+
+def _check_model_bytes(path: Path, cls: type[AudioCodec], config: Any, have: int) -> None:
+    """Build the model on the ``meta`` device (no memory) and refuse it if its state needs
+    far more bytes than the weights file holds: a crafted config must not allocate."""
+    try:
+        with torch.device("meta"):
+            state = cls(config).state_dict()
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{path}: bad {cls.family} config ({e})") from None
+    except Exception:  # a layer that cannot be built on "meta": the real build decides
+        return
+    need = sum(t.numel() * t.element_size() for t in state.values())
+    if need > 2 * have + (1 << 20):
+        raise UserError(
+            f"{path}: the config describes a model of {need / 1e6:,.1f} MB but "
+            f"{WEIGHTS_NAME} holds {have / 1e6:,.1f} MB; sizes in the config are wrong"
+        )
 
 
 def load(

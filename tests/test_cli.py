@@ -59,12 +59,16 @@ def test_round_trip_restores_length_and_rate(tmp_path: Path, models: tuple[str, 
     # beside the tokens, the source song.wav is kept: the audio goes to song.decoded.wav
     source = (tmp_path / "song.wav").read_bytes()
     code, out, _ = run("decode", str(tmp_path / "song.npy"), "-m", model)
-    assert code == 0 and "song.wav exists, wrote" in out
+    assert code == 0 and "kept song.wav (not written by audiotok), wrote" in out
     assert (tmp_path / "song.wav").read_bytes() == source
     assert sf.info(tmp_path / "song.decoded.wav").frames == 1003
-    # once both exist, nothing is overwritten without --force
+    # once both exist, nothing is overwritten without --force; the error names the output
     code, _, err = run("decode", str(tmp_path / "song.npy"), "-m", model)
-    assert code == 1 and "song.wav: output already exists" in err
+    decoded = tmp_path / "song.decoded.wav"
+    assert code == 1 and err.startswith(f"error: {decoded}: output already exists")
+    # and --force replaces that output, never the recording
+    code, _, _ = run("decode", str(tmp_path / "song.npy"), "-m", model, "--force")
+    assert code == 0 and (tmp_path / "song.wav").read_bytes() == source
     dec = tmp_path / "dec"
     code, out, _ = run(
         "decode", str(tmp_path / "song.npy"), str(tmp_path / "cd.npy"), "-o", str(dec), "-m", model
@@ -73,8 +77,10 @@ def test_round_trip_restores_length_and_rate(tmp_path: Path, models: tuple[str, 
     info = sf.info(dec / "song.wav")
     assert (info.frames, info.samplerate) == (1003, 8000)
     # by default the source's rate and exact length come back (cd.wav: 0.1 s at 22.05 kHz)
-    info = sf.info(dec / "cd.wav")
-    assert (info.samplerate, info.frames, info.channels) == (22050, 2205, 1)
+    info = sf.info(dec / "cd.wav")  # a stereo source gets stereo (the mono model's, copied)
+    assert (info.samplerate, info.frames, info.channels) == (22050, 2205, 2)
+    stereo = sf.read(dec / "cd.wav")[0]
+    assert np.array_equal(stereo[:, 0], stereo[:, 1]) and np.abs(stereo).max() > 0
     code, _, _ = run(
         "decode",
         str(tmp_path / "cd.npy"),
@@ -85,7 +91,7 @@ def test_round_trip_restores_length_and_rate(tmp_path: Path, models: tuple[str, 
         "--model-rate",
     )
     info = sf.info(tmp_path / "o.wav")
-    assert code == 0 and (info.samplerate, info.frames) == (8000, 800)
+    assert code == 0 and (info.samplerate, info.frames, info.channels) == (8000, 800, 1)
 
 
 def test_folders_globs_formats_and_bitrate(tmp_path: Path, models: tuple[str, str]) -> None:

@@ -74,7 +74,7 @@ def test_vqvae_family_and_custom_id(tmp_path: Path) -> None:
 def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     first, second = tiny_soundstream(seed=0), tiny_soundstream(seed=1)
     dest = hub.save_pretrained(first, tmp_path / "m")
-    with pytest.raises(UserError, match="already exists"):
+    with pytest.raises(UserError, match="already holds an exported model"):
         hub.save_pretrained(second, dest)
     assert hub.read_pretrained_info(dest).model_id == hub.model_id_for(first)
     hub.save_pretrained(second, dest, force=True)

@@ -24,8 +24,9 @@ def export_checkpoint(
 
     Args:
         checkpoint: a ``step_N.pt`` file, or a run folder (its latest checkpoint is used).
-        out_dir: destination folder; must be absent or empty unless ``force``.
-        force: replace an existing export.
+        out_dir: destination folder; must not already hold an export (``config.json`` or
+            ``model.safetensors``) unless ``force``. Other files in it are left alone.
+        force: replace an existing export's two files (and nothing else).
 
     Returns:
         The export folder.

@@ -49,7 +49,7 @@ def test_export_round_trip(trained: Path, tmp_path: Path) -> None:
     assert torch.equal(loaded.encode(wav), codes)
     assert torch.equal(loaded.decode(codes), reference.decode(codes))
     # a run folder exports its latest checkpoint; an existing folder needs force
-    with pytest.raises(UserError, match="already exists"):
+    with pytest.raises(UserError, match="already holds an exported model"):
         export_checkpoint(trained.parent.parent, out)
     assert export_checkpoint(trained.parent.parent, out, force=True) == out
 
