@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import math
-import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -192,7 +190,7 @@ class AudioCodec(nn.Module):
     @property
     def supports_partial_codebooks(self) -> bool:
         """True when fewer than K codebooks may be used (residual quantizers)."""
-        return self.num_codebooks == 1 or self._quantizer_takes_k()
+        return bool(self.quantizer.supports_partial_codebooks)
 
     def num_frames(self, num_samples: int) -> int:
         """``T' = ceil(T / hop_length)``, the code frames for ``num_samples`` samples."""
@@ -216,8 +214,8 @@ class AudioCodec(nn.Module):
         length = wav.shape[-1]
         latent = self.encode_latent(self._pad(wav))
         z = rearrange(latent, "b d t -> b t d")
-        take_k = num_codebooks is not None and self._quantizer_takes_k()
-        q = self.quantizer(z, num_codebooks=int(num_codebooks)) if take_k else self.quantizer(z)
+        k = None if num_codebooks is None else int(num_codebooks)
+        q = self.quantizer(z, num_codebooks=k)
         audio = self.decode_latent(rearrange(q.quantized, "b t d -> b d t"))
         return CodecOutput(audio[..., :length], self._codes_out(q.codes), q.loss, q.metrics)
 
@@ -239,10 +237,7 @@ class AudioCodec(nn.Module):
         k = self.num_codebooks if num_codebooks is None else num_codebooks
         self._check_num_codebooks(k)
         z = rearrange(self.encode_latent(self._pad(wav)), "b d t -> b t d")
-        if self._quantizer_takes_k():
-            codes = self.quantizer.encode(z, num_codebooks=int(k))
-        else:
-            codes = self.quantizer.encode(z)
+        codes = self.quantizer.encode(z, num_codebooks=int(k))
         return self._codes_out(codes)[:, : int(k)]
 
     def decode(self, codes: Tensor) -> Tensor:
@@ -267,9 +262,6 @@ class AudioCodec(nn.Module):
         return self.decode_latent(rearrange(quantized, "b t d -> b d t"))
 
     # -- helpers ------------------------------------------------------------------------
-    def _quantizer_takes_k(self) -> bool:
-        return "num_codebooks" in inspect.signature(self.quantizer.encode).parameters
-
     def _pad(self, wav: Tensor) -> Tensor:
         extra = self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]
         return nn.functional.pad(wav, (0, extra)) if extra else wav
@@ -280,19 +272,7 @@ class AudioCodec(nn.Module):
         return codes.long().unsqueeze(1)  # (B, 1, T')
 
     def _check_num_codebooks(self, k: int) -> None:
-        if (
-            isinstance(k, bool)
-            or not isinstance(k, numbers.Integral)
-            or not 1 <= k <= self.num_codebooks
-        ):
-            raise ValueError(
-                f"num_codebooks must be an int in [1, {self.num_codebooks}], got {k!r}"
-            )
-        if k != self.num_codebooks and not self.supports_partial_codebooks:
-            raise ValueError(
-                f"this {type(self.quantizer).__name__} needs all {self.num_codebooks} codebooks, "
-                f"got num_codebooks={k}"
-            )
+        self.quantizer.check_num_codebooks(k)
 
     def _check_wav(self, wav: Tensor) -> None:
         if not isinstance(wav, Tensor):

@@ -14,6 +14,7 @@ Anchors: audiocraft ``quantization/base.py`` (QuantizedResult, DummyQuantizer).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -60,6 +61,28 @@ class Quantizer(nn.Module):
     def codes_have_codebook_dim(self) -> bool:
         """True when codes carry a trailing K axis, ``(B, ..., K)``."""
         return False
+
+    @property
+    def supports_partial_codebooks(self) -> bool:
+        """True when ``forward``/``encode`` take ``num_codebooks=k < K`` (a lower bitrate) and
+        ``decode`` accepts the first k codebooks: residual stacks. Single-codebook quantizers
+        answer True too, since their only prefix is the whole. Families ask this instead of
+        probing signatures."""
+        return self.num_codebooks == 1
+
+    @property
+    def has_output_parameters(self) -> bool:
+        """True when ``quantized`` passes through trainable weights (an output projection);
+        then :meth:`output_path` gives ``decode(codes)`` differentiably in those weights."""
+        return False
+
+    def output_path(self, codes: Tensor) -> Tensor:
+        """``decode(codes)`` with a graph to the output weights, ``(B, ...) -> (B, ..., D)``.
+
+        Residual stacks use it to train a projected stage's output layer (DAC's layout);
+        only meaningful where :attr:`has_output_parameters` is True.
+        """
+        return self._decode(codes)
 
     # -- validation ------------------------------------------------------------------
     def check_input(self, z: Tensor) -> None:
@@ -108,18 +131,50 @@ class Quantizer(nn.Module):
             )
 
     # -- public API ------------------------------------------------------------------
-    def forward(self, z: Tensor) -> QuantizerOutput:
-        """Quantize ``z: (B, ..., D)``; see :class:`QuantizerOutput`."""
+    def check_num_codebooks(self, num_codebooks: int | None) -> int:
+        """``num_codebooks`` checked against :attr:`supports_partial_codebooks` (None: all K).
+
+        Raises:
+            ValueError: not an int in ``[1, K]``, or fewer than K where prefixes are not
+                supported.
+        """
+        if num_codebooks is None:
+            return self.num_codebooks
+        k = num_codebooks
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, numbers.Integral)
+            or not 1 <= k <= self.num_codebooks
+        ):
+            raise ValueError(
+                f"num_codebooks must be an int in [1, {self.num_codebooks}], got {k!r}"
+            )
+        k = int(k)
+        if k != self.num_codebooks and not self.supports_partial_codebooks:
+            raise ValueError(
+                f"this {type(self).__name__} needs all {self.num_codebooks} codebooks, "
+                f"got num_codebooks={k}"
+            )
+        return k
+
+    def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
+        """Quantize ``z: (B, ..., D)``; see :class:`QuantizerOutput`.
+
+        ``num_codebooks`` keeps the first k codebooks where
+        :attr:`supports_partial_codebooks` (None: all).
+        """
         self.check_input(z)
+        self.check_num_codebooks(num_codebooks)
         with torch.autocast(device_type=z.device.type, enabled=False):
             out = self._forward(z.float())
         out.quantized = out.quantized.to(z.dtype)
         return out
 
     @torch.no_grad()
-    def encode(self, z: Tensor) -> Tensor:
-        """Vectors ``(B, ..., D)`` to codes ``(B, ...)`` or ``(B, ..., K)`` (long)."""
+    def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
+        """Vectors ``(B, ..., D)`` to codes ``(B, ...)`` or ``(B, ..., k)`` (long)."""
         self.check_input(z)
+        self.check_num_codebooks(num_codebooks)
         with torch.autocast(device_type=z.device.type, enabled=False):
             return self._encode(z.float())
 

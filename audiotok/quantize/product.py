@@ -13,6 +13,7 @@ quantizer (a lower bitrate), as long as ``m`` is a multiple of G.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -183,13 +184,22 @@ class GroupedResidualQuantizer(ProductQuantizer):
     def _residuals(self) -> list[ResidualQuantizer]:
         return list(self.groups)  # type: ignore[arg-type]
 
+    @property
+    def supports_partial_codebooks(self) -> bool:
+        return True
+
+    def check_num_codebooks(self, num_codebooks: int | None) -> int:
+        """Like the base check, and ``num_codebooks`` must be a multiple of the groups."""
+        return self._stages_per_group(num_codebooks) * self.num_groups
+
     def _stages_per_group(self, num_codebooks: int | None) -> int:
         """Total codebooks ``m`` (a multiple of G) -> stages per group ``m / G``."""
         if num_codebooks is None:
             return self.codebooks_per_group
         g = self.num_groups
         if (
-            not isinstance(num_codebooks, int)
+            isinstance(num_codebooks, bool)
+            or not isinstance(num_codebooks, numbers.Integral)
             or num_codebooks % g
             or not 1 <= num_codebooks // g <= self.codebooks_per_group
         ):
@@ -197,7 +207,7 @@ class GroupedResidualQuantizer(ProductQuantizer):
                 f"num_codebooks must be a multiple of the {g} groups in "
                 f"[{g}, {self.num_codebooks}], got {num_codebooks}"
             )
-        return num_codebooks // g
+        return int(num_codebooks) // g
 
     def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
         """Quantize ``z: (B, ..., D)`` with the first ``num_codebooks`` codebooks (all if None)."""

@@ -78,23 +78,18 @@ class ResidualQuantizer(Quantizer):
     def codes_have_codebook_dim(self) -> bool:
         return True
 
+    @property
+    def supports_partial_codebooks(self) -> bool:
+        return True
+
     def extra_repr(self) -> str:
         return f"num_codebooks={self.num_codebooks}, dropout={self.dropout}"
-
-    def _check_num_codebooks(self, num_codebooks: int | None) -> int:
-        if num_codebooks is None:
-            return self.num_codebooks
-        if not isinstance(num_codebooks, int) or not 1 <= num_codebooks <= self.num_codebooks:
-            raise ValueError(
-                f"num_codebooks must be an int in [1, {self.num_codebooks}], got {num_codebooks}"
-            )
-        return num_codebooks
 
     # -- public API (adds num_codebooks to the base contract) ------------------------------
     def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
         """Quantize ``z: (B, ..., D)`` with the first ``num_codebooks`` stages (all if None)."""
         self.check_input(z)
-        k = self._check_num_codebooks(num_codebooks)
+        k = self.check_num_codebooks(num_codebooks)
         with torch.autocast(device_type=z.device.type, enabled=False):
             out = self._forward(z.float(), k)
         out.quantized = out.quantized.to(z.dtype)
@@ -104,7 +99,7 @@ class ResidualQuantizer(Quantizer):
     def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
         """Vectors ``(B, ..., D)`` to codes ``(B, ..., k)`` long, ``k = num_codebooks or K``."""
         self.check_input(z)
-        k = self._check_num_codebooks(num_codebooks)
+        k = self.check_num_codebooks(num_codebooks)
         with torch.autocast(device_type=z.device.type, enabled=False):
             return self._encode(z.float(), k)
 
@@ -204,6 +199,4 @@ class ResidualQuantizer(Quantizer):
 
 def _output_path(stage: Quantizer, codes: Tensor) -> Tensor | None:
     """The stage's ``output_path(codes)`` when its output has trainable weights, else None."""
-    if not getattr(stage, "has_output_parameters", False):
-        return None
-    return stage.output_path(codes)  # type: ignore[attr-defined]
+    return stage.output_path(codes) if stage.has_output_parameters else None

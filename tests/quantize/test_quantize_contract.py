@@ -190,3 +190,50 @@ def test_identity_quantizer_passes_through() -> None:
     out = q(z)
     assert torch.equal(out.quantized, z) and float(out.loss) == 0.0
     assert out.codes.shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("spec", "partial"),
+    [
+        ({"type": "vq", "codebook_size": 8}, True),  # one codebook: its only prefix is whole
+        ({"type": "fsq", "levels": [3, 3]}, True),
+        ({"type": "product", "groups": 2, "stage": {"type": "vq", "codebook_size": 8}}, False),
+        (
+            {"type": "residual", "num_codebooks": 3, "stage": {"type": "vq", "codebook_size": 8}},
+            True,
+        ),
+        (
+            {
+                "type": "grouped_residual",
+                "groups": 2,
+                "num_codebooks": 2,
+                "stage": {"type": "vq", "codebook_size": 8},
+            },
+            True,
+        ),
+    ],
+)
+def test_partial_codebooks_are_declared_and_enforced(spec, partial) -> None:
+    import numpy as np
+
+    from audiotok.quantize import build_quantizer
+
+    q = build_quantizer(spec, dim=4).eval()
+    assert q.supports_partial_codebooks is partial
+    z = torch.randn(2, 5, 4)
+    k_all = q.num_codebooks
+    # numpy integers are integers; the full count is always accepted
+    full = q.encode(z, num_codebooks=np.int64(k_all))
+    torch.testing.assert_close(full, q.encode(z))
+    smallest = 2 if spec["type"] == "grouped_residual" else 1
+    if k_all > smallest:
+        if partial:
+            codes = q.encode(z, num_codebooks=smallest)
+            assert codes.shape[-1] == smallest
+            torch.testing.assert_close(codes, full[..., :smallest])
+        else:
+            with pytest.raises(ValueError, match="needs all"):
+                q.encode(z, num_codebooks=smallest)
+    for bad in (0, k_all + 1, True, 1.0):
+        with pytest.raises(ValueError):
+            q.encode(z, num_codebooks=bad)
