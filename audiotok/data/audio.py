@@ -3,9 +3,17 @@
 :class:`AudioDataset` serves fixed-length random crops. Which file and where to crop is a
 pure function of ``(seed, epoch, index)`` (``numpy.random.default_rng([seed, epoch, index])``)
 so that a run is reproducible, identical with any number of DataLoader workers, and resumable
-from a checkpoint that stores the epoch and position. Unreadable files are skipped with one
-warning each (counted in :attr:`AudioDataset.num_skipped`); the item then comes from another
-file chosen by the same seeded rule, so the output still does not depend on worker layout.
+from a checkpoint that stores the epoch and position.
+
+Bad files never vanish silently. At construction every file's header is probed (in threads;
+:class:`PreloadedAudioDataset` also decodes every file): each unusable one is dropped with a
+``RuntimeWarning`` naming the file and the problem (one line in the CLI), then one with the
+kept / dropped counts (:mod:`audiotok.data.report`), and listed in
+:attr:`AudioDataset.dropped`; a source with no usable file left is a
+:class:`~audiotok.errors.UserError`. A file whose header reads but whose audio does not
+(truncated data, NaN samples) is found when a crop is first taken from it: it is reported
+the same way, counted in :attr:`AudioDataset.num_skipped`, and the item comes from another
+file chosen by the same seeded rule, so the output does not depend on worker layout.
 
 Audio is converted with the rules of :mod:`audiotok.data.io`: mean downmix / mono
 duplication, soxr HQ resampling to the model rate, optional RMS level normalisation of each
@@ -16,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +33,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiotok.data.io import audio_info, normalize_level, read_audio, resample, to_channels
+from audiotok.data.io import normalize_level, read_audio, resample, to_channels
 from audiotok.data.manifest import ManifestEntry, load_entries
+from audiotok.data.report import (
+    describe_source,
+    no_usable_audio,
+    probe_entries,
+    problem_of,
+    report_dropped,
+    warn_dropped,
+)
 from audiotok.errors import UserError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("audiotok.data")
 
 Source = str | os.PathLike | Sequence[Any]
 
@@ -74,7 +89,8 @@ class AudioDataset(Dataset):
     ) -> None:
         self.entries: list[ManifestEntry] = load_entries(source)
         if not self.entries:
-            raise UserError(f"no audio files in {source!r}")
+            raise UserError(f"no audio files in {describe_source(source)}")
+        self.source_name = describe_source(source)
         if weighting not in ("duration", "file"):
             raise ValueError(f"weighting must be 'duration' or 'file', got {weighting!r}")
         self.sample_rate = int(sample_rate)
@@ -86,31 +102,34 @@ class AudioDataset(Dataset):
         self.epoch = 0
         self.loudness_db = loudness_db
         self.weighting = weighting
-        self.num_examples = int(num_examples) if num_examples else len(self.entries)
         self.cache_size = int(cache_size)
         self.max_full_read_seconds = float(max_full_read_seconds)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._bad: set[int] = set()
         self._cdf: np.ndarray | None = None
-        if weighting == "duration":
-            self._fill_durations()
+        total = len(self.entries)
+        self.entries, self.dropped = probe_entries(self.entries)
+        if self.entries:
+            self._load()
+        report_dropped(self.source_name, self.dropped, total)
+        if not self.entries:
+            raise UserError(no_usable_audio(self.source_name, self.dropped))
+        self.num_examples = int(num_examples) if num_examples else len(self.entries)
+        self._set_weights()
+
+    def _load(self) -> None:
+        """Hook run after the header probe (files are read lazily here)."""
+
+    def _set_weights(self) -> None:
+        """The duration CDF that :meth:`_pick_file` samples (``weighting="duration"``)."""
+        if self.weighting == "duration":
             dur = np.array([max(e.duration, 1e-3) for e in self.entries], dtype=np.float64)
             self._cdf = np.cumsum(dur) / dur.sum()
 
-    def _fill_durations(self) -> None:
-        """Probe headers of entries whose duration is unknown (unreadable ones get 0)."""
-        for i, e in enumerate(self.entries):
-            if e.duration > 0:
-                continue
-            try:
-                sr, ch, frames = audio_info(e.path)
-            except UserError:
-                continue  # reported when first read
-            self.entries[i] = ManifestEntry(e.path, sr, frames / sr, ch, e.source, e.extra)
-
     @property
     def num_skipped(self) -> int:
-        """Unreadable files met so far by this process (each worker counts its own)."""
+        """Files that passed the header probe but failed to decode, met so far by this
+        process (each DataLoader worker counts its own)."""
         return len(self._bad)
 
     def set_epoch(self, epoch: int) -> None:
@@ -188,7 +207,9 @@ class AudioDataset(Dataset):
     def _skip(self, file_index: int, err: UserError) -> None:
         if file_index not in self._bad:
             self._bad.add(file_index)
-            warnings.warn(f"skipping unreadable audio: {err}", RuntimeWarning, stacklevel=3)
+            path = self.entries[file_index].path
+            self.dropped.append((path, problem_of(path, err)))
+            warn_dropped(path, self.dropped[-1][1])
 
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < len(self):
@@ -202,7 +223,10 @@ class AudioDataset(Dataset):
                 return torch.from_numpy(np.ascontiguousarray(self._crop(file_index, rng)))
             except UserError as err:
                 self._skip(file_index, err)
-        raise UserError(f"no readable audio file found ({len(self._bad)} unreadable)")
+        raise UserError(
+            f"no readable audio in {self.source_name}: {len(self._bad)} files failed to decode "
+            f"(first: {': '.join(self.dropped[-len(self._bad)]) if self._bad else 'none'})"
+        )
 
 
 class PreloadedAudioDataset(AudioDataset):
@@ -210,8 +234,9 @@ class PreloadedAudioDataset(AudioDataset):
 
     Files are stored concatenated as one int16 array (half the memory of float32; the
     corpus is 16-bit anyway), so DataLoader workers started by fork share it. Loading uses
-    ``num_threads`` threads (libsndfile and soxr release the GIL). Unreadable files are
-    skipped at load time with a warning and counted in :attr:`num_skipped`.
+    ``num_threads`` threads (libsndfile and soxr release the GIL). Files that do not decode
+    are dropped at load time, reported like unreadable headers and listed in
+    :attr:`dropped`.
 
     Args:
         *args, **kwargs: as :class:`AudioDataset` (``cache_size`` and
@@ -220,7 +245,12 @@ class PreloadedAudioDataset(AudioDataset):
     """
 
     def __init__(self, *args: Any, num_threads: int = 2, **kwargs: Any) -> None:
+        self.num_threads = int(num_threads)
         super().__init__(*args, **kwargs)
+        log.info("preloaded %.2f h of audio", self._offsets[-1] / self.sample_rate / 3600)
+
+    def _load(self) -> None:
+        """Decode every file into one int16 array; drop the ones that do not decode."""
         self.max_full_read_seconds = float("inf")
         cache_size, self.cache_size = self.cache_size, 0
 
@@ -231,25 +261,24 @@ class PreloadedAudioDataset(AudioDataset):
                 return err
             return np.round(np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)
 
-        with ThreadPoolExecutor(max(1, num_threads)) as pool:
+        with ThreadPoolExecutor(max(1, self.num_threads)) as pool:
             loaded = list(pool.map(load, range(len(self.entries))))
-        lengths = np.zeros(len(self.entries), dtype=np.int64)
-        for i, item in enumerate(loaded):
-            if isinstance(item, UserError):
-                self._skip(i, item)
-            else:
-                lengths[i] = item.shape[-1]
-        if len(self._bad) == len(self.entries):
-            raise UserError(f"no readable audio file among {len(self.entries)}")
-        self._offsets = np.concatenate([[0], np.cumsum(lengths)])
+        bad = [i for i, x in enumerate(loaded) if isinstance(x, UserError)]
+        self.dropped += [
+            (self.entries[i].path, problem_of(self.entries[i].path, loaded[i])) for i in bad
+        ]
+        keep = [i for i, x in enumerate(loaded) if not isinstance(x, UserError)]
+        self.entries = [self.entries[i] for i in keep]
+        arrays: list[np.ndarray | None] = [loaded[i] for i in keep]  # type: ignore[misc]
+        del loaded
+        lengths = np.array([x.shape[-1] for x in arrays], dtype=np.int64)  # type: ignore[union-attr]
+        self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         data = np.zeros((self.channels, int(self._offsets[-1])), dtype=np.int16)
-        for i in range(len(loaded)):
-            if not isinstance(loaded[i], UserError):
-                data[:, self._offsets[i] : self._offsets[i + 1]] = loaded[i]
-            loaded[i] = None  # free as we go: peak memory ~ 2x the int16 corpus
+        for i in range(len(arrays)):
+            data[:, self._offsets[i] : self._offsets[i + 1]] = arrays[i]
+            arrays[i] = None  # free as we go: peak memory ~ 2x the int16 corpus
         self._data = data
         self.cache_size = cache_size  # unused after loading; kept for repr/inspection
-        log.info("preloaded %.2f h of audio", self._offsets[-1] / self.sample_rate / 3600)
 
     @property
     def num_samples(self) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiotok.data.corpus import missing_corpus_hint
 from audiotok.data.io import AUDIO_EXTENSIONS, audio_info
 from audiotok.errors import UserError
 
@@ -191,7 +192,8 @@ def load_entries(source: str | os.PathLike | Sequence[Any]) -> list[ManifestEntr
     if p.is_dir():
         return [ManifestEntry(str(f)) for f in list_audio_files(p)]
     if not p.is_file():
-        raise UserError(f"data source not found: {p}")
+        hint = missing_corpus_hint(p)
+        raise UserError(f"data source not found: {p}" + (f" ({hint})" if hint else ""))
     if p.suffix.lower() in {".jsonl", ".json"}:
         return read_manifest(p)
     if p.suffix.lower() in AUDIO_EXTENSIONS:

@@ -8,7 +8,6 @@ and a few settings into the right dataset class.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,15 @@ from torch.utils.data import Dataset
 from audiotok.data.audio import AudioDataset, PreloadedAudioDataset, Source
 from audiotok.data.io import normalize_level, read_audio, resample, to_channels
 from audiotok.data.manifest import ManifestEntry, load_entries
+from audiotok.data.report import (
+    describe_source,
+    no_usable_audio,
+    probe_entries,
+    problem_of,
+    report_dropped,
+    warn_dropped,
+)
+from audiotok.data.synthetic import SyntheticAudioDataset, is_synthetic
 from audiotok.errors import UserError
 
 
@@ -35,8 +43,11 @@ class EvalAudioDataset(Dataset):
         loudness_db: RMS target for :func:`normalize_level`, or None.
         max_files: keep only the first ``max_files`` files.
 
-    Unreadable files are dropped when first read (warned once, counted in ``num_skipped``);
-    to keep the length fixed they are replaced by silence of the crop length (or 1 s).
+    Files whose header does not read are dropped at construction and reported (one line
+    each, then the counts; see :mod:`audiotok.data.report`), so ``max_files`` counts
+    readable files; a source with none is a :class:`~audiotok.errors.UserError`. A file
+    that fails to decode later is reported once and, to keep the length fixed, replaced by
+    silence of the crop length (or 1 s), counted in ``num_skipped``.
     Items are ``wav: (C, T)`` float32 tensors.
     """
 
@@ -51,9 +62,25 @@ class EvalAudioDataset(Dataset):
         loudness_db: float | None = None,
         max_files: int | None = None,
     ) -> None:
-        self.entries: list[ManifestEntry] = load_entries(source)[:max_files]
+        name = describe_source(source)
+        entries: list[ManifestEntry] = load_entries(source)
+        if not entries:
+            raise UserError(f"no audio files in {name}")
+        self.entries, self.dropped = [], []
+        total, step = 0, max_files or len(entries)
+        while entries and len(self.entries) < step:  # probe only what max_files needs
+            chunk, entries = (
+                entries[: step - len(self.entries)],
+                entries[step - len(self.entries) :],
+            )
+            kept, dropped = probe_entries(chunk)
+            self.entries += kept
+            self.dropped += dropped
+            total += len(chunk)
+        report_dropped(name, self.dropped, total)
         if not self.entries:
-            raise UserError(f"no audio files in {source!r}")
+            raise UserError(no_usable_audio(name, self.dropped))
+        self.source_name = name
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.segment_length = (
@@ -77,7 +104,9 @@ class EvalAudioDataset(Dataset):
         except UserError as err:
             if index not in self._bad:
                 self._bad.add(index)
-                warnings.warn(f"skipping unreadable audio: {err}", RuntimeWarning, stacklevel=2)
+                path = self.entries[index].path
+                self.dropped.append((path, problem_of(path, err)))
+                warn_dropped(path, self.dropped[-1][1])
             return torch.zeros(self.channels, self.segment_length or self.sample_rate)
         wav = resample(to_channels(wav, self.channels), sr, self.sample_rate)
         if self.loudness_db is not None:
@@ -121,7 +150,9 @@ def build_audio_dataset(
     """Make the dataset for a data source.
 
     Args:
-        source: folder, ``.txt`` list, ``.jsonl`` manifest, or list of entries.
+        source: folder, ``.txt`` list, ``.jsonl`` manifest, list of entries, or
+            ``"synthetic"`` (:class:`~audiotok.data.synthetic.SyntheticAudioDataset`: clips
+            generated on the fly, the ``"dev"`` split when ``train`` is False).
         sample_rate: model rate.
         channels: model channels.
         segment_seconds: crop length (None with ``train=False``: whole files).
@@ -132,6 +163,17 @@ def build_audio_dataset(
         loudness_db: RMS target for level normalisation, or None.
         **kwargs: passed on to the dataset class.
     """
+    if is_synthetic(source):
+        n = kwargs.get("num_examples") if train else kwargs.get("max_files")
+        return SyntheticAudioDataset(
+            sample_rate,
+            channels,
+            segment_seconds,
+            split="train" if train else "dev",
+            seed=seed,
+            num_examples=n,
+            loudness_db=loudness_db,
+        )
     if not train:
         return EvalAudioDataset(
             source, sample_rate, channels, segment_seconds, loudness_db=loudness_db, **kwargs

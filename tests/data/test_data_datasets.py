@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from data_fixtures import write
 from torch.utils.data import DataLoader
@@ -22,7 +23,7 @@ from audiotok.data import (
 )
 from audiotok.errors import UserError
 
-pytestmark = pytest.mark.filterwarnings("ignore:skipping unreadable audio")
+pytestmark = pytest.mark.filterwarnings("ignore:.*dropped:RuntimeWarning")
 
 
 def _all(ds, epoch: int = 0) -> torch.Tensor:
@@ -36,17 +37,69 @@ def test_crops_are_resampled_and_sized(corpus: Path) -> None:
     assert x.shape == (2, 2000) and x.dtype == torch.float32
     assert torch.equal(x[0], x[1])  # mono files duplicated to stereo
     long = AudioDataset(corpus, 8000, 1, segment_seconds=5.0, weighting="file")
-    assert long.entries[1].path.endswith("f0.wav")  # entry 0 is broken.flac
-    y = long[1]  # the 0.3 s file, zero-padded at the end
+    assert long.entries[0].path.endswith("f0.wav")  # broken.flac was dropped
+    y = long[0]  # the 0.3 s file, zero-padded at the end
     assert y.shape == (1, 40000) and y[:, 2400:].abs().max() == 0 and y[:, :2000].abs().max() > 0.1
 
 
-def test_corrupt_file_is_skipped_and_counted(corpus: Path) -> None:
-    ds = AudioDataset(corpus, 8000, 1, 0.2, weighting="file", num_examples=50)
-    with pytest.warns(RuntimeWarning, match="broken.flac"):
-        items = _all(ds)
-    assert ds.num_skipped == 1 and items.shape == (50, 1, 1600)
+def test_corrupt_header_is_dropped_at_construction(corpus: Path) -> None:
+    with pytest.warns(RuntimeWarning) as caught:
+        ds = AudioDataset(corpus, 8000, 1, 0.2, weighting="file", num_examples=50)
+    lines = [str(w.message) for w in caught]
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert lines[0].startswith(str(corpus / "sub0" / "broken.flac") + ": dropped (")
+    assert lines[1] == f"{corpus}: 6 of 7 files kept, 1 dropped"
+    assert [Path(p).name for p, _ in ds.dropped] == ["broken.flac"]
+    assert len(ds.entries) == 6 and ds.num_skipped == 0
+    items = _all(ds)
+    assert items.shape == (50, 1, 1600)
     assert (items.abs().amax(dim=(1, 2)) > 0.1).all()  # every item is real audio
+
+
+def test_file_that_fails_to_decode_is_skipped_and_counted(tmp_path: Path) -> None:
+    write(tmp_path / "good.wav", 0.5, 8000, freq=300)
+    bad = np.zeros(4000, np.float32)
+    bad[100] = np.nan  # the header reads; the samples are refused when decoded
+    sf.write(tmp_path / "nan.wav", bad, 8000, subtype="FLOAT")
+    ds = AudioDataset(tmp_path, 8000, 1, 0.2, weighting="file", num_examples=20)
+    assert ds.dropped == [] and len(ds.entries) == 2
+    with pytest.warns(RuntimeWarning, match=r"nan\.wav: dropped \(.*NaN"):
+        items = _all(ds)
+    assert ds.num_skipped == 1 and [Path(p).name for p, _ in ds.dropped] == ["nan.wav"]
+    assert (items.abs().amax(dim=(1, 2)) > 0.1).all()
+    with pytest.warns(RuntimeWarning) as caught:  # preloading decodes it up front
+        pre = PreloadedAudioDataset(tmp_path, 8000, 1, 0.2)
+    assert [str(w.message) for w in caught][-1] == f"{tmp_path}: 1 of 2 files kept, 1 dropped"
+    assert len(pre.entries) == 1 and [Path(p).name for p, _ in pre.dropped] == ["nan.wav"]
+
+
+@pytest.mark.parametrize("cls", [AudioDataset, PreloadedAudioDataset, EvalAudioDataset])
+def test_each_dropped_file_is_reported_with_the_counts(tmp_path: Path, cls: type) -> None:
+    write(tmp_path / "a.wav", 0.4, 8000, freq=300)
+    write(tmp_path / "b.wav", 0.4, 8000, freq=600)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "junk.flac").write_bytes(b"fLaC" + bytes(64))
+    (tmp_path / "text.ogg").write_text("not audio")
+    with pytest.warns(RuntimeWarning) as caught:
+        ds = cls(tmp_path, 8000, 1, 0.1)
+    lines = [str(w.message) for w in caught]
+    assert sorted(line.split(":")[0] for line in lines[:3]) == [
+        str(tmp_path / n) for n in ("empty.wav", "junk.flac", "text.ogg")
+    ]
+    assert all("dropped (" in line for line in lines[:3])
+    assert lines[3:] == [f"{tmp_path}: 2 of 5 files kept, 3 dropped"]
+    assert len(ds.entries) == 2 and len(ds.dropped) == 3
+
+
+@pytest.mark.parametrize("cls", [AudioDataset, PreloadedAudioDataset, EvalAudioDataset])
+def test_no_usable_file_is_one_line_error(tmp_path: Path, cls: type) -> None:
+    (tmp_path / "a.wav").write_bytes(b"nope")
+    (tmp_path / "b.wav").write_bytes(b"")
+    with pytest.raises(UserError) as info:
+        cls(tmp_path, 8000, 1, 0.1)
+    message = str(info.value)
+    assert message.startswith(f"no usable audio in {tmp_path}: all 2 files were dropped")
+    assert str(tmp_path / "a.wav") in message and "\n" not in message
 
 
 def test_deterministic_by_seed_and_epoch(corpus: Path) -> None:
@@ -83,7 +136,7 @@ def test_preloaded_matches_streaming(corpus: Path) -> None:
     stream = _all(AudioDataset(corpus, **kw), 1)
     with pytest.warns(RuntimeWarning, match="broken.flac"):
         pre = PreloadedAudioDataset(corpus, **kw)
-    assert pre.num_skipped == 1
+    assert len(pre.dropped) == 1 and pre.num_skipped == 0
     assert torch.allclose(stream, _all(pre, 1), atol=1.0 / 32767 + 1e-6)
     assert isinstance(build_audio_dataset(corpus, 8000, preload=True), PreloadedAudioDataset)
 
@@ -115,21 +168,15 @@ def test_split_puts_every_crop_of_a_file_on_one_side(corpus: Path) -> None:
 
 
 def test_eval_dataset_whole_files_and_fixed_crops(corpus: Path) -> None:
-    ev = EvalAudioDataset(corpus, 8000)
     with pytest.warns(RuntimeWarning, match="broken.flac"):
-        items = [ev[i] for i in range(len(ev))]
-    lengths = sorted(x.shape[-1] for x in items if x.abs().max() > 0)
+        ev = EvalAudioDataset(corpus, 8000)
+    items = [ev[i] for i in range(len(ev))]
+    lengths = sorted(x.shape[-1] for x in items)
     assert lengths == [2400, 4000, 5600, 7200, 8800, 10400]
     wav, lens = pad_collate(items)
-    assert wav.shape == (7, 1, 10400) and lens.tolist() == [x.shape[-1] for x in items]
+    assert wav.shape == (6, 1, 10400) and lens.tolist() == [x.shape[-1] for x in items]
     crops = EvalAudioDataset(corpus, 8000, segment_seconds=0.5)
     assert torch.equal(crops[1], crops[1]) and crops[1].shape == (1, 4000)
+    first = EvalAudioDataset(corpus, 8000, max_files=2)  # max_files counts readable files
+    assert [Path(e.path).name for e in first.entries] == ["f0.wav", "f2.wav"]
     assert isinstance(build_audio_dataset(corpus, 8000, train=False), EvalAudioDataset)
-
-
-def test_no_readable_file_is_a_user_error(tmp_path: Path) -> None:
-    (tmp_path / "a.wav").write_bytes(b"nope")
-    ds = AudioDataset(tmp_path, 8000, 1, 0.1)
-    with pytest.raises(UserError, match="no readable audio"):
-        ds[0]
-    assert np.isfinite(ds.num_skipped)
