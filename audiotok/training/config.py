@@ -8,7 +8,8 @@ key's dotted path and where it came from (``unknown key 'optim.lrr' in recipe.ya
 are type-checked the same way. Command-line overrides (``--set optim.lr=3e-4``) are parsed
 with ``yaml.safe_load`` and obey the same rules. Strings may use ``${NAME}`` or
 ``${NAME:-default}`` environment variables (:func:`expand_env`), which is how the bundled
-recipes find their corpus (``AUDIOTOK_CORPUS``).
+recipes find their corpus (``${AUDIOTOK_CORPUS}``: the environment's value, else the user's
+cache folder).
 
 Free-form dicts (``model.config``, ``discriminator.msstft``/``mpd``, ``loss.mel_options``/
 ``stft_options``) are passed on to the classes they configure; their keys are checked here
@@ -177,7 +178,7 @@ class ValidationConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """A whole recipe. ``run_dir`` defaults to ``runs/<recipe name>``; ``device`` is
-    ``auto|cpu|cuda|cuda:N``; ``precision`` is ``auto|fp32|bf16`` (bf16 autocast on CUDA only;
+    ``auto|cpu|cuda|cuda:N``; ``precision`` is ``auto|fp32|bf16`` (bf16 autocast on CUDA or CPU;
     ``auto`` picks bf16 where supported); ``threads`` sets torch's CPU threads per process
     (``null``: torch's default; 1 is often fastest on a busy or small CPU)."""
 
@@ -456,18 +457,30 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return out
 
 
+def _corpus_default() -> str:
+    from audiotok.data.corpus import corpus_dir
+
+    return str(corpus_dir())
+
+
+#: Variables a recipe may use unset: name -> function computing the default.
+BUILTIN_VARIABLES: dict[str, typing.Callable[[], str]] = {"AUDIOTOK_CORPUS": _corpus_default}
+
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(value: Any, source: str = "config") -> Any:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in every string of a parsed recipe.
 
-    Recipes name their data as ``${AUDIOTOK_CORPUS:-/work/cache/corpus}/train.jsonl`` so that
-    users point them at their own copy with one environment variable instead of editing the
-    file. A variable that is unset and has no default is an error, never an empty string.
+    Recipes name their data as ``${AUDIOTOK_CORPUS}/train.jsonl`` so that users point them at
+    their own copy with one environment variable instead of editing the file. A few variables
+    have a built-in default computed here (:data:`BUILTIN_VARIABLES`: ``AUDIOTOK_CORPUS`` is
+    the user's cache folder, see :func:`audiotok.data.corpus.corpus_dir`); an explicit
+    ``:-default`` in the recipe wins over it. Any other variable that is unset and has no
+    default is an error, never an empty string.
 
     Raises:
-        UserError: a ``${NAME}`` with ``NAME`` unset and no ``:-default``.
+        UserError: a ``${NAME}`` with ``NAME`` unset, no ``:-default`` and no built-in one.
     """
     if isinstance(value, dict):
         return {k: expand_env(v, source) for k, v in value.items()}
@@ -478,15 +491,32 @@ def expand_env(value: Any, source: str = "config") -> Any:
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in os.environ:
+        if os.environ.get(name):  # as in the shell's ${NAME:-default}, empty means unset
             return os.environ[name]
-        if default is None:
-            raise UserError(
-                f"{source}: ${{{name}}} is used but the environment variable {name} is not set"
-            )
-        return default
+        if default is not None:
+            return default
+        if name in BUILTIN_VARIABLES:
+            return BUILTIN_VARIABLES[name]()
+        raise UserError(
+            f"{source}: ${{{name}}} is used but the environment variable {name} is not set"
+        )
 
     return _ENV_VAR.sub(substitute, value)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line N, column M: <problem> (<context> on line L)`` from a PyYAML error, whose own
+    text spans several lines and quotes the input."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    out = f"line {mark.line + 1}, column {mark.column + 1}: {' '.join(str(problem).split())}"
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark is not None and cmark.line != mark.line:
+        what = re.sub(r"^while \w+ ", "", str(context))  # "while parsing a flow sequence"
+        out += f" (in {what} started on line {cmark.line + 1})"
+    return out
 
 
 def load_config(
@@ -512,7 +542,7 @@ def load_config(
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UserError(f"{path.name} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -135,4 +136,54 @@ def test_recipes_follow_the_corpus_variable(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AUDIOTOK_CORPUS", "/elsewhere")
     for recipe in RECIPES:
         cfg = load_config(recipe)
-        assert cfg.data.train == "/elsewhere/train.jsonl", recipe.name
+        if cfg.data.train != "synthetic":
+            assert cfg.data.train == "/elsewhere/train.jsonl", recipe.name
+            assert cfg.data.dev == "/elsewhere/dev.jsonl", recipe.name
+
+
+#: An absolute path of some machine: a root folder at the start of a value or after a
+#: separator (``recipes/data/`` is relative and does not match), or a fixed ``${X:-/...}``.
+MACHINE_PATH = re.compile(r"(^|[\s:=\"'(,\[])/(work|tmp|home|root|mnt|scratch|data)/|:-/", re.M)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipes_name_no_machine_path(recipe: Path) -> None:
+    found = MACHINE_PATH.search(recipe.read_text())
+    assert found is None, f"{recipe.name} names a machine path: {found.group(0)!r}"
+
+
+def test_corpus_variable_defaults_to_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = {"data": {"train": "${AUDIOTOK_CORPUS}/train.jsonl", "dev": "${AUDIOTOK_CORPUS:-/x}"}}
+    path = _write(tmp_path, recipe)
+    monkeypatch.delenv("AUDIOTOK_CORPUS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cfg = load_config(path)
+    assert cfg.data.train == str(tmp_path / "xdg" / "audiotok" / "corpus" / "train.jsonl")
+    assert cfg.data.dev == "/x"  # a default written in the recipe wins over the built-in one
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = tmp_path / "home" / ".cache" / "audiotok" / "corpus" / "train.jsonl"
+    assert load_config(path).data.train == str(expected)
+    monkeypatch.setenv("AUDIOTOK_CORPUS", "/mine")
+    assert load_config(path).data.train == "/mine/train.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("optim:\n  lr: 1.0\n  betas: [0.5, 0.9\nseed: 1\n", 4),  # unclosed list
+        ("optim:\n  lr: 1.0\n bad: 2\n", 3),  # bad indentation
+        ('seed: 1\nrun_dir: "runs/x\n', 3),  # unclosed quote: the end of the file
+        ("seed: 1\n\tdevice: cpu\n", 2),  # a tab
+    ],
+)
+def test_yaml_syntax_errors_name_the_file_and_line(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not valid YAML: line {line}, column ")
+    assert "\n" not in message

@@ -11,7 +11,7 @@ import torch
 
 from audiotok.errors import UserError
 from audiotok.training import checkpoint as ckpt
-from audiotok.training.config import config_from_dict
+from audiotok.training.config import config_from_dict, load_config
 from audiotok.training.trainer import train
 
 
@@ -155,3 +155,31 @@ def test_resume_from_takes_the_recipes_lr_and_betas(
         assert group["lr"] == pytest.approx(lr), key  # constant schedule after warm-up
         assert tuple(group["betas"]) == pytest.approx(betas), key
     assert state["scheduler"]["base_lrs"] == [pytest.approx(2.5e-4)]
+
+
+def test_tiny_debug_recipe_resumes_exactly_on_synthetic_data(tmp_path: Path) -> None:
+    # the recipe as shipped (synthetic data, no corpus), shortened: 3 batches per epoch, so
+    # the step-2 checkpoint is mid-epoch and steps 3-5 cross into epoch 1
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "tiny_debug.yaml"
+    sets = [
+        "optim.max_steps=5",
+        "data.examples_per_epoch=12",
+        "discriminator.start_step=1",
+        "checkpoint.every=2",
+        "validation.every=0",
+        "log.every=1",
+        "log.progress=false",
+        "log.tensorboard=false",
+    ]
+    straight = train(load_config(recipe, [*sets, f"run_dir={tmp_path / 'straight'}"]))
+    broken_cfg = load_config(recipe, [*sets, f"run_dir={tmp_path / 'broken'}"])
+    assert broken_cfg.data.train == "synthetic"
+    assert train(broken_cfg, stop_at=2).step == 2
+    resumed = train(broken_cfg, resume=True)
+    assert straight.step == resumed.step == 5
+    a = ckpt.load_checkpoint(straight.checkpoint)
+    b = ckpt.load_checkpoint(resumed.checkpoint)
+    for key in ("model", "discriminator", "optimizer", "disc_optimizer", "rng"):
+        _assert_same(a[key], b[key], key)
+    assert (a["epoch"], a["batch_in_epoch"]) == (b["epoch"], b["batch_in_epoch"]) == (1, 2)
+    assert _train_losses(tmp_path / "broken") == _train_losses(tmp_path / "straight")
