@@ -20,7 +20,6 @@ Anchors: HF ``save_pretrained`` / ``from_pretrained``; audiocraft ``utils/export
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -28,14 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from audiotok import __version__
 from audiotok.atomic import commit, create_temp, default_mode, describe_os_error
 from audiotok.audio.base import AudioCodec
-from audiotok.audio.soundstream import SoundStream
-from audiotok.audio.vqvae import AudioVQVAE
 from audiotok.errors import UserError
+from audiotok.registry import MODEL_FAMILIES, model_id_for
 from audiotok.tokenizer import AudioTokenizer
 
 __all__ = [
@@ -53,11 +50,6 @@ __all__ = [
     "load",
 ]
 
-#: family name (``config.json["family"]``) -> model class.
-MODEL_FAMILIES: dict[str, type[AudioCodec]] = {
-    "soundstream": SoundStream,
-    "audio_vqvae": AudioVQVAE,
-}
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -78,23 +70,6 @@ class PretrainedInfo:
     audiotok_version: str
     model_id: str
     config: dict[str, Any]
-
-
-def model_id_for(model: nn.Module) -> str:
-    """A short stable id of a model: the first 12 hex digits of a SHA-256 over its family,
-    config and every state-dict tensor (name, dtype, shape, bytes).
-
-    The same weights give the same id before and after a save/load round trip.
-    """
-    h = hashlib.sha256()
-    family = getattr(model, "family", type(model).__name__)
-    config = model.config.to_dict() if hasattr(model, "config") else {}
-    h.update(json.dumps({"family": family, "config": config}, sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def save_pretrained(

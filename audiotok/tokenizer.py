@@ -40,6 +40,7 @@ from audiotok.audio_io import (
 )
 from audiotok.codes import CodesMeta
 from audiotok.errors import UserError
+from audiotok.registry import model_id_for
 
 __all__ = ["Tokenizer", "AudioTokenizer", "Progress"]
 
@@ -193,8 +194,6 @@ class AudioTokenizer:
     def model_id(self) -> str:
         """Id written into token files; codes from another id are refused."""
         if self._model_id is None:
-            from audiotok.hub import model_id_for
-
             self._model_id = model_id_for(self.model)
         return self._model_id
 

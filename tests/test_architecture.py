@@ -43,6 +43,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "prior": {"audio", "image", "data", "training", "eval", "hub", "cli", "tokenizer"},
     "data": {"audio", "image", "prior", "quantize", "training", "hub", "cli", "nn"},
     "hub": {"training", "cli", "data", "eval"},
+    "registry": {"training", "cli", "data", "eval", "hub", "tokenizer", "codes"},
     "tokenizer": {"training", "cli", "data"},
     "codes": {"training", "cli", "audio", "image", "prior"},
     "eval": {"training", "cli"},
@@ -119,3 +120,96 @@ def test_quantize_imports_only_torch_einops_stdlib() -> None:
                 continue
             for root in roots:
                 assert root in allowed, f"{path.name} imports {root}"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_edges(paths: list[Path]) -> dict[str, set[str]]:
+    """Module -> audiotok modules it imports anywhere (top level, in functions, under
+    TYPE_CHECKING). ``from pkg import name`` counts as importing ``pkg.name`` when that is
+    a module. Package ``__init__`` files are left out: their re-exports are the one
+    sanctioned way for a module and its package to refer to each other."""
+    names = {_module_name(p): p for p in paths}
+    packages = {_module_name(p) for p in paths if p.name == "__init__.py"}
+    edges: dict[str, set[str]] = {}
+    for name, path in names.items():
+        if name in packages:
+            continue
+        out: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            for t in targets:
+                if t in names and t not in packages and t != name:
+                    out.add(t)
+        edges[name] = out
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    cycles = _cycles(_module_edges(MODULES))
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_cycle_check_sees_lazy_and_type_only_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "audiotok"
+    (pkg / "eval").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "eval" / "__init__.py").write_text("from audiotok.eval.a import x\n")
+    (pkg / "eval" / "a.py").write_text("def f():\n    from audiotok.eval import b\n")
+    (pkg / "eval" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from audiotok.eval.a import f\n"
+    )
+    (pkg / "c.py").write_text("import audiotok.eval.a\n")
+    global PKG
+    saved = PKG
+    PKG = pkg
+    try:
+        paths = sorted(pkg.rglob("*.py"))
+        assert _cycles(_module_edges(paths)) == [["audiotok.eval.a", "audiotok.eval.b"]]
+        (pkg / "eval" / "b.py").write_text("import json\n")
+        assert _cycles(_module_edges(paths)) == []
+    finally:
+        PKG = saved

@@ -12,15 +12,13 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from audiotok.eval.plots import plot_code_usage, plot_spectrograms
-
-if TYPE_CHECKING:  # pragma: no cover
-    from audiotok.eval.report import EvalReport
+from audiotok.eval.results import EvalReport
 
 #: (key, column title, format) of the metric columns, in table order.
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -26,7 +26,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,74 +37,17 @@ from audiotok.data.manifest import ManifestEntry, load_entries
 from audiotok.errors import UserError
 from audiotok.eval import metrics
 from audiotok.eval.opus import opus_available, opus_encode_decode
+from audiotok.eval.render import write_figures, write_report
+from audiotok.eval.results import METRICS, EvalReport
+
+__all__ = ["EvalReport", "METRICS", "evaluate", "aggregate", "collect_inputs", "plan_bitrates"]
 
 Kind = Literal["speech", "music", "audio"]
 KINDS: tuple[str, ...] = ("speech", "music", "audio")
-#: Scalar metrics per result row; ``None`` where not computed.
-METRICS: tuple[str, ...] = ("si_sdr", "mel_distance", "stft_distance", "stoi", "pesq", "visqol")
 #: The extra Opus bitrate always evaluated: the usual "good speech" bar.
 OPUS_BAR_KBPS = 12.0
 _SPEECH_WORDS = ("speech", "voice", "spoken", "speaker")
 _MUSIC_WORDS = ("music", "song")
-
-
-@dataclass
-class EvalReport:
-    """What :func:`evaluate` measured (``report.json`` is :meth:`to_dict`).
-
-    Attributes:
-        out_dir: folder holding ``report.md``, ``report.json`` and the figures.
-        model: tokenizer description (family, id, rates, codebooks, bitrates).
-        settings: the arguments of the run.
-        files: evaluated files: ``path``, ``kind``, ``seconds``, ``sample_rate``, ``channels``.
-        results: one row per file, system (``"tokenizer"`` or ``"opus"``) and bitrate.
-        failed: ``{"path", "error"}`` for every file that could not be evaluated.
-        aggregates: means of :data:`METRICS` per kind, system and bitrate, with ``files``.
-        code_usage: per tokenizer bitrate, over all files: ``usage`` and ``entropy_bits``
-            per codebook and ``entropy_kbps`` (what an ideal entropy coder would need).
-        timing: per stage/metric: ``seconds`` and ``seconds_per_minute`` of audio.
-        figures: PNG paths relative to ``out_dir``.
-    """
-
-    out_dir: Path
-    model: dict[str, Any]
-    settings: dict[str, Any]
-    files: list[dict[str, Any]] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    aggregates: list[dict[str, Any]] = field(default_factory=list)
-    code_usage: list[dict[str, Any]] = field(default_factory=list)
-    timing: dict[str, dict[str, float]] = field(default_factory=dict)
-    figures: list[str] = field(default_factory=list)
-
-    @property
-    def markdown_path(self) -> Path:
-        """``out_dir / "report.md"``."""
-        return self.out_dir / "report.md"
-
-    @property
-    def json_path(self) -> Path:
-        """``out_dir / "report.json"``."""
-        return self.out_dir / "report.json"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN becomes None)."""
-        keys = ("model", "settings", "files", "results", "failed", "aggregates", "code_usage")
-        d = {k: getattr(self, k) for k in keys}
-        d.update(timing=self.timing, figures=self.figures)
-        return _clean(d)
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 class _Timer:
@@ -386,8 +328,6 @@ def evaluate(
     report.aggregates = aggregate(report.results)
     report.code_usage = _code_usage(codes_by_k, dict(plan), tokenizer)
     report.timing = timer.summary()
-    from audiotok.eval.render import write_figures, write_report
-
     write_figures(report, figures, codes_by_k)
     write_report(report)
     return report

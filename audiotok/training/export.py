@@ -36,7 +36,7 @@ def export_checkpoint(
             rebuilt from the checkpoint's recipe.
     """
     from audiotok.hub import save_pretrained
-    from audiotok.training.trainer import build_model
+    from audiotok.registry import build_model
 
     path = Path(checkpoint)
     if path.is_dir():

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from audiotok.errors import UserError
+from audiotok.registry import build_model
 from audiotok.training import checkpoint as ckpt
 from audiotok.training.config import TrainConfig, load_config
 from audiotok.training.ddp import (
@@ -65,23 +66,6 @@ class TrainResult:
     step: int
     checkpoint: Path | None
     metrics: dict[str, float]
-
-
-def build_model(family: str, config: dict[str, Any]) -> nn.Module:
-    """A model of ``family`` (see :data:`audiotok.hub.MODEL_FAMILIES`) from its config dict.
-
-    Raises:
-        UserError: unknown family or an invalid config (the message says which).
-    """
-    from audiotok.hub import MODEL_FAMILIES
-
-    cls = MODEL_FAMILIES.get(family)
-    if cls is None:
-        raise UserError(f"unknown model family {family!r} ({', '.join(sorted(MODEL_FAMILIES))})")
-    try:
-        return cls(cls.config_class.from_dict(config))
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"bad model.config for {family}: {exc}") from None
 
 
 def cpu_has_native_bf16() -> bool:

@@ -1,0 +1,87 @@
+"""The one registry of model families: name -> class, building from a config dict, model ids.
+
+``hub`` (export/load), ``training`` (build from a recipe) and ``tokenizer`` (the id written
+into token files) all ask this module, so a new family (image VQ-VAEs, priors) is added in
+one place: :func:`register_family`. Every family class has a ``family`` name, a
+``config_class`` with a strict ``from_dict`` and is built as ``cls(config)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from audiotok.audio.soundstream import SoundStream
+from audiotok.audio.vqvae import AudioVQVAE
+from audiotok.errors import UserError
+
+__all__ = ["MODEL_FAMILIES", "register_family", "family_class", "build_model", "model_id_for"]
+
+#: family name (``config.json["family"]``, a recipe's ``model.family``) -> model class.
+MODEL_FAMILIES: dict[str, type[nn.Module]] = {
+    "soundstream": SoundStream,
+    "audio_vqvae": AudioVQVAE,
+}
+
+
+def register_family(cls: type[nn.Module]) -> type[nn.Module]:
+    """Add a model class under its ``family`` name (usable as a class decorator).
+
+    Raises:
+        ValueError: the class has no ``family``/``config_class``, or the name is taken by
+            another class.
+    """
+    name = getattr(cls, "family", None)
+    if not isinstance(name, str) or not hasattr(cls, "config_class"):
+        raise ValueError(f"{cls.__name__} needs 'family' and 'config_class' class attributes")
+    if MODEL_FAMILIES.get(name, cls) is not cls:
+        raise ValueError(f"model family {name!r} is already registered")
+    MODEL_FAMILIES[name] = cls
+    return cls
+
+
+def family_class(family: str) -> type[nn.Module]:
+    """The class registered as ``family``.
+
+    Raises:
+        UserError: unknown family (the message lists the known ones).
+    """
+    cls = MODEL_FAMILIES.get(family)
+    if cls is None:
+        known = ", ".join(sorted(MODEL_FAMILIES))
+        raise UserError(f"unknown model family {family!r} (expected one of: {known})")
+    return cls
+
+
+def build_model(family: str, config: dict[str, Any]) -> nn.Module:
+    """A fresh model of ``family`` from its config dict.
+
+    Raises:
+        UserError: unknown family or an invalid config (the message says which).
+    """
+    cls = family_class(family)
+    try:
+        return cls(cls.config_class.from_dict(config))  # type: ignore[attr-defined]
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"bad model.config for {family}: {exc}") from None
+
+
+def model_id_for(model: nn.Module) -> str:
+    """A short stable id of a model: the first 12 hex digits of a SHA-256 over its family,
+    config and every state-dict tensor (name, dtype, shape, bytes).
+
+    The same weights give the same id before and after a save/load round trip.
+    """
+    h = hashlib.sha256()
+    family = getattr(model, "family", type(model).__name__)
+    config = model.config.to_dict() if hasattr(model, "config") else {}
+    h.update(json.dumps({"family": family, "config": config}, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
