@@ -213,13 +213,13 @@ class Trainer:
                 f"checkpoint is a {saved.get('family')!r} model, the recipe a "
                 f"{self.cfg.model.family!r} one"
             )
-        try:
-            model.load_state_dict(state["model"])
-            if disc is not None and state.get("discriminator") is not None:
-                disc.load_state_dict(state["discriminator"])
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise UserError(f"checkpoint does not match the recipe's model: {first}") from None
+        ckpt.load_state_strict(
+            model, state["model"], "checkpoint does not match the recipe's model"
+        )
+        if disc is not None and state.get("discriminator") is not None:
+            ckpt.load_state_strict(
+                disc, state["discriminator"], "checkpoint does not match the recipe's discriminator"
+            )
         self.opt_g.load_state_dict(state["optimizer"])
         self.sched_g.load_state_dict(state["scheduler"])
         if self.opt_d is not None and state.get("disc_optimizer") is not None:
