@@ -17,87 +17,23 @@ Anchors: audiocraft/moshi ``CompressionModel`` (models/compression.py).
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from audiotok.config import StrictConfig
 from audiotok.quantize.base import Quantizer
 
 __all__ = ["CodecConfig", "CodecOutput", "AudioCodec"]
 
-_C = TypeVar("_C", bound="CodecConfig")
-
 
 @dataclass(frozen=True)
-class CodecConfig:
-    """Base of the frozen model configs: a strict, JSON-friendly ``to_dict`` / ``from_dict``.
-
-    Subclasses are ``@dataclass(frozen=True)`` with plain fields (ints, floats, strings,
-    tuples of those, and dicts such as a quantizer spec).
-    """
-
-    def __post_init__(self) -> None:
-        # lists become tuples where a field is annotated as one (so equality and hashing of
-        # the tuple fields work), and dict fields are private deep copies
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list | dict):
-                object.__setattr__(self, f.name, _from_plain(value, hints.get(f.name)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as plain Python values (tuples become lists, dicts are deep copies)."""
-        return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls: type[_C], d: dict[str, Any]) -> _C:
-        """Build a config from ``to_dict`` output (e.g. parsed JSON); missing keys keep defaults.
-
-        Raises:
-            ValueError: on a key that is not a field (the message names it) or a non-dict.
-        """
-        if not isinstance(d, dict):
-            raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} key(s): {', '.join(unknown)}; "
-                f"expected some of: {', '.join(sorted(names))}"
-            )
-        hints = typing.get_type_hints(cls)
-        kwargs = {k: _from_plain(v, hints.get(k)) for k, v in d.items()}
-        return cls(**kwargs)
-
-
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_to_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    return copy.copy(value)
-
-
-def _from_plain(value: Any, hint: Any) -> Any:
-    # JSON has no tuples: turn lists back into tuples where the field is annotated as one.
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if typing.get_origin(arg) is tuple and isinstance(value, list):
-                return tuple(value)
-    if isinstance(value, dict):
-        return copy.deepcopy(value)
-    return value
+class CodecConfig(StrictConfig):
+    """Base of the audio codec configs (a :class:`~audiotok.config.StrictConfig`)."""
 
 
 @dataclass
