@@ -1,1 +1,60 @@
-"""Token priors over integer codes ``(B, K, T)`` and codebook interleaving patterns (planned)."""
+"""Token priors over integer codes ``(B, K, T)``: patterns, LM vocabulary, GPT, MaskGIT.
+
+This package sees integer codes only, never a codec (ARCHITECTURE.md): a tokenizer's
+``encode`` gives the codes, a prior models them, the tokenizer's ``decode`` plays them.
+
+* :mod:`~audiotok.prior.patterns`: codes ``(B, K, T)`` <-> step grids (parallel, delay,
+  flatten, coarse-first), exact round trips, loss masks.
+* :mod:`~audiotok.prior.vocab`: :class:`LMVocab` and ``to_lm_tokens`` / ``from_lm_tokens`` for
+  external language models.
+* :mod:`~audiotok.prior.gpt`: the causal prior (:class:`GPT`, :class:`GPTConfig`), with
+  ``loss``, ``score`` and ``generate`` (:mod:`~audiotok.prior.generate`,
+  :mod:`~audiotok.prior.sampling`).
+* :mod:`~audiotok.prior.masked`: the MaskGIT / SoundStorm prior for any code grid.
+* :mod:`~audiotok.prior.score`: unigram and count-bigram baselines.
+* :mod:`~audiotok.prior.io`: ``save_pretrained`` / ``load_prior`` (config.json + safetensors).
+"""
+
+from audiotok.prior.generate import generate
+from audiotok.prior.gpt import GPT, GPTConfig
+from audiotok.prior.io import load_prior, save_pretrained
+from audiotok.prior.masked import MASK_CODE, MaskedConfig, MaskedPrior
+from audiotok.prior.patterns import (
+    EMPTY_CODE,
+    Pattern,
+    coarse_first,
+    delay,
+    flatten,
+    get_pattern,
+    parallel,
+)
+from audiotok.prior.sampling import apply_cfg, sample, top_k_filter, top_p_filter
+from audiotok.prior.score import bigram_bits, unigram_bits
+from audiotok.prior.vocab import LMVocab, from_lm_tokens, to_lm_tokens
+
+__all__ = [
+    "EMPTY_CODE",
+    "GPT",
+    "GPTConfig",
+    "LMVocab",
+    "MASK_CODE",
+    "MaskedConfig",
+    "MaskedPrior",
+    "Pattern",
+    "apply_cfg",
+    "bigram_bits",
+    "coarse_first",
+    "delay",
+    "flatten",
+    "from_lm_tokens",
+    "generate",
+    "get_pattern",
+    "load_prior",
+    "parallel",
+    "sample",
+    "save_pretrained",
+    "to_lm_tokens",
+    "top_k_filter",
+    "top_p_filter",
+    "unigram_bits",
+]

@@ -1,0 +1,271 @@
+"""A causal Transformer prior over codes ``(B, K, T)``, readable like nanoGPT's ``model.py``.
+
+The codes are laid out on a step grid by the config's :class:`~audiotok.prior.patterns.Pattern`
+(MusicGen, Copet et al., arXiv:2306.05284). Each step's input is the **sum of the embeddings of
+the codes it holds** (one embedding table per codebook, stored as one ``(K V, D)`` table with
+offsets ``k V``), and **K output heads** (one ``(D, K V)`` linear read as K heads of V) predict
+the next step's codes: the MusicGen / EnCodec-LM layout for parallel and delay patterns. With
+the flatten pattern every step holds one code, so the same parameters *are* one embedding over
+the K V vocabulary of :class:`~audiotok.prior.vocab.LMVocab` and one head over it, i.e. a flat
+LM (nanoGPT, https://github.com/karpathy/nanoGPT) whose logits outside the current codebook are
+masked. The heads output codes only, so EMPTY and the other special ids can never be sampled.
+
+Position 0 holds a start token chosen by the class (``num_classes`` rows plus a null row used
+for unconditional and classifier-free-guided generation, dropped to with probability
+``class_dropout`` in training). Blocks are pre-norm, attention is
+``F.scaled_dot_product_attention`` with RoPE (arXiv:2104.09864); see layers.py.
+
+Typical use::
+
+    cfg = GPTConfig(num_codebooks=8, codebook_size=1024, pattern=delay(8), block_size=1024)
+    prior = GPT(cfg)
+    loss, per_codebook = prior.loss(codes)          # codes: (B, K, T), T + 7 < block_size
+    new = prior.generate(num_frames=750, prompt=codes[..., :225], temperature=0.9, top_k=250)
+    prior.save_pretrained("my_prior/"); prior = load_prior("my_prior/")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiotok.prior.layers import KVCache, Transformer
+from audiotok.prior.patterns import Pattern
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Shape of a :class:`GPT` prior.
+
+    Args:
+        num_codebooks: K.
+        codebook_size: V.
+        pattern: how codes are laid out on steps (must have K codebooks).
+        block_size: trained context in positions (start token + steps).
+        num_layers, num_heads, dim: Transformer depth, heads and width D.
+        mlp_ratio: MLP hidden width / D.
+        dropout: dropout in attention, MLP and embeddings during training.
+        bias: biases in linear layers and LayerNorms.
+        num_classes: class labels for conditioning (0 = unconditional only).
+        class_dropout: probability of replacing a label by the null class in training (CFG).
+        rope_base: RoPE frequency base.
+    """
+
+    num_codebooks: int
+    codebook_size: int
+    pattern: Pattern
+    block_size: int = 1024
+    num_layers: int = 6
+    num_heads: int = 8
+    dim: int = 512
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    bias: bool = False
+    num_classes: int = 0
+    class_dropout: float = 0.1
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.pattern.num_codebooks != self.num_codebooks:
+            raise ValueError(
+                f"pattern has {self.pattern.num_codebooks} codebooks, config {self.num_codebooks}"
+            )
+        if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
+            raise ValueError("dim must be num_heads times an even head size")
+        if self.block_size < 2 or not 0.0 <= self.class_dropout <= 1.0:
+            raise ValueError("block_size must be >= 2 and class_dropout in [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the pattern as a nested dict)."""
+        d = asdict(self)
+        d["pattern"] = self.pattern.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are a ValueError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig keys: {', '.join(unknown)}")
+        d = dict(d)
+        if not isinstance(d.get("pattern"), Pattern):
+            d["pattern"] = Pattern.from_dict(d["pattern"])
+        return cls(**d)
+
+
+class GPT(nn.Module):
+    """Causal prior over code grids; see the module docstring for the layout."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        k, v, dim = config.num_codebooks, config.codebook_size, config.dim
+        self.start = nn.Embedding(config.num_classes + 1, dim)  # last row: the null class
+        self.tok_emb = nn.Embedding(k * v, dim)
+        self.drop = nn.Dropout(config.dropout)
+        self.transformer = Transformer(
+            dim=dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers,
+            mlp_ratio=config.mlp_ratio,
+            dropout=config.dropout,
+            bias=config.bias,
+            max_positions=config.block_size,
+            rope_base=config.rope_base,
+        )
+        self.head = nn.Linear(dim, k * v, bias=False)
+        for emb in (self.start, self.tok_emb):
+            nn.init.normal_(emb.weight, mean=0.0, std=0.02)
+        nn.init.normal_(self.head.weight, mean=0.0, std=0.02)
+        self.register_buffer("offsets", torch.arange(k)[:, None] * v, persistent=False)
+
+    @property
+    def null_class(self) -> int:
+        """The label of the unconditional start token."""
+        return self.config.num_classes
+
+    # -- pieces used by forward and by the generation loop ------------------------------
+    def start_embedding(self, class_labels: Tensor | None, batch: int) -> Tensor:
+        """Start-token embeddings ``(B, 1, D)``; ``class_labels: (B,)`` or None (null class)."""
+        if class_labels is None:
+            class_labels = torch.full((batch,), self.null_class, device=self.offsets.device)
+        if class_labels.shape != (batch,):
+            raise ValueError(f"class_labels must be ({batch},), got {tuple(class_labels.shape)}")
+        if int(class_labels.min()) < 0 or int(class_labels.max()) > self.null_class:
+            raise ValueError(f"class labels must be in 0..{self.null_class} (null class last)")
+        return self.start(class_labels.long())[:, None]
+
+    def embed(self, seq: Tensor) -> Tensor:
+        """Sum of the code embeddings of each step: ``seq: (B, K, L)`` -> ``(B, L, D)``.
+
+        Slots holding :data:`~audiotok.prior.patterns.EMPTY_CODE` (any negative) add nothing.
+        """
+        present = (seq >= 0)[..., None]  # (B, K, L, 1)
+        ids = seq.clamp(min=0) + self.offsets
+        return (self.tok_emb(ids) * present).sum(dim=1)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """K heads: ``hidden: (B, L, D)`` -> ``(B, K, L, V)``."""
+        b, length, _ = hidden.shape
+        out = self.head(hidden).view(b, length, self.config.num_codebooks, -1)
+        return out.transpose(1, 2)
+
+    def run(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        *,
+        cache: KVCache | None = None,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Transformer + heads on input embeddings ``x: (B, L, D)`` -> logits ``(B, K, L, V)``.
+
+        Without ``attn_mask`` attention is causal among the L positions (and, with a cache,
+        to every cached position before them).
+        """
+        if attn_mask is None and cache is not None and cache.length > 0:
+            ln, total = x.shape[1], cache.length + x.shape[1]
+            attn_mask = torch.ones(ln, total, dtype=torch.bool, device=x.device).tril(total - ln)
+        hidden = self.transformer(
+            self.drop(x), positions, attn_mask=attn_mask, is_causal=True, cache=cache
+        )
+        return self.logits(hidden)
+
+    # -- training and scoring -------------------------------------------------------------
+    def forward(self, seq: Tensor, class_labels: Tensor | None = None) -> Tensor:
+        """Next-step logits of a grid: ``seq: (B, K, S)`` -> ``(B, K, S, V)``.
+
+        ``logits[:, k, s]`` predicts ``seq[:, k, s]`` from the start token and steps ``< s``.
+        """
+        b, _, s = seq.shape
+        if s > self.config.block_size:
+            raise ValueError(f"{s} steps exceed the context of {self.config.block_size} positions")
+        x = torch.cat([self.start_embedding(class_labels, b), self.embed(seq[..., :-1])], dim=1)
+        positions = torch.arange(s, device=seq.device)
+        return self.run(x, positions)
+
+    def _drop_classes(self, class_labels: Tensor | None, batch: int) -> Tensor | None:
+        if class_labels is None or not self.training or self.config.class_dropout == 0:
+            return class_labels
+        drop = torch.rand(batch, device=class_labels.device) < self.config.class_dropout
+        return torch.where(drop, torch.full_like(class_labels, self.null_class), class_labels)
+
+    def per_codebook_nll(self, codes: Tensor, class_labels: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood (nats) of each codebook: ``codes: (B, K, T)`` -> ``(K,)``.
+
+        Only slots holding a code count: delay edges and layout padding are out of the loss.
+        """
+        if codes.numel() and (
+            int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size
+        ):
+            raise ValueError(f"codes must be in 0..{self.config.codebook_size - 1}")
+        seq, mask = self.config.pattern.build(codes)  # (B, K, S), (K, S)
+        logits = self(seq, self._drop_classes(class_labels, codes.shape[0]))  # (B, K, S, V)
+        nll = F.cross_entropy(
+            logits.flatten(0, 2).float(), seq.clamp(min=0).flatten(), reduction="none"
+        ).view_as(seq)
+        mask = mask.expand_as(seq)
+        return (nll * mask).sum(dim=(0, 2)) / mask.sum(dim=(0, 2))
+
+    def loss(self, codes: Tensor, class_labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Training loss of ``codes: (B, K, T)`` under the config's pattern.
+
+        Args:
+            codes: integer codes in ``0..V-1``.
+            class_labels: ``(B,)`` long or None; in training mode each label is replaced by
+                the null class with probability ``class_dropout``.
+
+        Returns:
+            loss: scalar, the mean cross-entropy (nats) over all codes (every codebook has
+                the same number of codes, so it is the mean of the next value).
+            per_codebook: ``(K,)`` detached cross-entropy of each codebook (nats).
+        """
+        per_codebook = self.per_codebook_nll(codes, class_labels)
+        return per_codebook.mean(), per_codebook.detach()
+
+    @torch.no_grad()
+    def score(
+        self, codes: Tensor, class_labels: Tensor | None = None, frame_rate: float = 75.0
+    ) -> dict[str, Any]:
+        """Bits of ``codes: (B, K, T)`` under the prior (eval mode, no grad).
+
+        Returns:
+            ``bits_per_codebook`` (list of K floats), ``bits_per_frame`` (their sum),
+            ``kbps`` (bits per frame x ``frame_rate`` / 1000), ``raw_kbps`` (K log2 V x
+            frame rate / 1000, the uncompressed rate) and ``num_frames`` (B T).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            bits = self.per_codebook_nll(codes, class_labels) / math.log(2)
+        finally:
+            self.train(was_training)
+        k, v = self.config.num_codebooks, self.config.codebook_size
+        per_frame = float(bits.sum())
+        return {
+            "bits_per_codebook": [float(x) for x in bits],
+            "bits_per_frame": per_frame,
+            "kbps": per_frame * frame_rate / 1000,
+            "raw_kbps": k * math.log2(v) * frame_rate / 1000,
+            "num_frames": int(codes.shape[0] * codes.shape[2]),
+        }
+
+    # -- generation and export --------------------------------------------------------------
+    def generate(self, num_frames: int, **kwargs: Any) -> Tensor:
+        """``num_frames`` new frames ``(B, K, num_frames)``; see :func:`audiotok.prior.generate.generate`."""
+        from audiotok.prior.generate import generate
+
+        return generate(self, num_frames, **kwargs)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors``; see :func:`audiotok.prior.io.save_pretrained`."""
+        from audiotok.prior.io import save_pretrained
+
+        return save_pretrained(self, directory)
