@@ -5,7 +5,7 @@ A stack of 4x4 convolutions: ``num_layers`` stride-2 layers that double the widt
 BatchNorm here, which breaks at batch size 1 and couples the samples of a batch; this version
 uses GroupNorm (independent of the batch) and optionally spectral normalisation
 (arXiv:1802.05957) on every convolution. ``forward_features`` also returns the activations
-of every layer for the feature-matching loss (:func:`audiotok.image.losses.feature_matching`).
+of every layer for :func:`audiotok.image.losses.feature_matching_loss`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """VQGAN training losses (Esser et al., arXiv:2012.09841) and offline perceptual terms.
 
-- :func:`hinge_d_loss` / :func:`hinge_g_loss`: the hinge GAN objective taming uses.
+- :func:`hinge_discriminator_loss` / :func:`hinge_generator_loss`: taming's hinge GAN
+  objective, for one discriminator's logits.
 - :func:`adaptive_generator_weight`: taming's ``lambda = ||grad_L(rec)|| / (||grad_L(gan)||
   + eps)`` at the decoder's last layer L, clamped to ``[0, max_weight]`` and detached, so the
   GAN gradient at the output matches the reconstruction gradient's size.
@@ -9,7 +10,7 @@
   ``generator_ramp`` steps (an abrupt GAN onset wrecks reconstructions: taming#44).
 - :func:`focal_frequency_loss` (Jiang et al., arXiv:2012.12821): a spectrum distance that
   weights each frequency by its current error, so hard frequencies get the attention.
-- :func:`feature_matching`: L1 between discriminator activations on real and fake images
+- :func:`feature_matching_loss`: L1 between discriminator activations on real and fake images
   (pix2pixHD, arXiv:1711.11585).
 - L1 is ``torch.nn.functional.l1_loss``; SSIM / MS-SSIM are in :mod:`audiotok.image.ssim`.
 """
@@ -24,21 +25,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "hinge_d_loss",
-    "hinge_g_loss",
+    "hinge_discriminator_loss",
+    "hinge_generator_loss",
     "adaptive_generator_weight",
     "GANWarmup",
     "focal_frequency_loss",
-    "feature_matching",
+    "feature_matching_loss",
 ]
 
 
-def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def hinge_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """``0.5 (mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))))``, a scalar (taming's scale)."""
     return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
 
 
-def hinge_g_loss(fake_logits: Tensor) -> Tensor:
+def hinge_generator_loss(fake_logits: Tensor) -> Tensor:
     """``-mean(D(G(z)))``, the generator's hinge loss, a scalar."""
     return -fake_logits.mean()
 
@@ -148,7 +149,9 @@ def focal_frequency_loss(
     return (weight * distance).mean()
 
 
-def feature_matching(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+def feature_matching_loss(
+    real_features: Sequence[Tensor], fake_features: Sequence[Tensor]
+) -> Tensor:
     """Mean over layers of ``L1(fake, real)`` with the real activations detached.
 
     Args:
