@@ -145,11 +145,23 @@ def test_bitrates_and_properties() -> None:
         codec.bitrate_for(4)
 
 
-def test_stereo_codec_round_trip() -> None:
-    codec = tiny_soundstream("istft", channels=2).eval()
+@pytest.mark.parametrize("encoder", ["seanet", "spectral"])
+def test_stereo_codec_round_trip(encoder: str) -> None:
+    codec = tiny_soundstream(
+        "istft", channels=2, encoder=encoder, encoder_hidden=16, encoder_layers=1
+    ).eval()
     x = torch.randn(1, 2, 31)
-    assert codec(x).audio.shape == (1, 2, 31)
-    assert codec.decode(codec.encode(x)).shape == (1, 2, 36)
+    out = codec(x)
+    decoded = codec.decode(codec.encode(x))
+    assert out.audio.shape == (1, 2, 31) and decoded.shape == (1, 2, 36)
+    # decode(encode(x)) is the eval forward, for both channels
+    torch.testing.assert_close(decoded[..., :31], out.audio)
+    # the channels are really two: each channel's input moves the codes...
+    y = x.clone()
+    y[:, 1] = torch.randn(31)
+    assert not torch.equal(codec.encode_latent(codec._pad(x)), codec.encode_latent(codec._pad(y)))
+    # ...and the decoder writes two different channels
+    assert not torch.allclose(decoded[:, 0], decoded[:, 1])
 
 
 @pytest.mark.parametrize(
