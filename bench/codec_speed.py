@@ -89,9 +89,9 @@ def best_speeds(fns: list[Callable[[], object]], audio_seconds: float, repeats: 
 
 def compare_speed(tok, encodec, seconds: float, repeats: int) -> None:  # noqa: ANN001
     """Print encode/decode speeds at batch 1 and 8 and audiotok / EnCodec ratios."""
-    kbps = 6000.0
+    kbps = 6.0
     k = tok.num_codebooks_for(bitrate=kbps)
-    print(f"bitrate: audiotok {tok.bitrates[k - 1] / 1000:g} kbps ({k} codebooks), EnCodec 6 kbps")
+    print(f"bitrate: audiotok {tok.bitrates[k - 1]:g} kbps ({k} codebooks), EnCodec 6 kbps")
     print(f"{'':24}{'audiotok':>12}{'EnCodec':>12}{'ratio':>9}   (audio s / wall s)")
     gen = torch.Generator().manual_seed(0)
     for batch in (1, 8):
@@ -135,7 +135,7 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 base = peak_mb()
 if sys.argv[1] == "encode":
-    codes, meta = tok.encode_file(sys.argv[3], bitrate=6000.0)
+    codes, meta = tok.encode_file(sys.argv[3], bitrate=6.0)
     write_codes(sys.argv[4], codes, meta, force=True)
 else:
     codes, meta = read_codes(sys.argv[3], tok)
