@@ -23,7 +23,10 @@ finished work. A package that cannot be downloaded is skipped with one warning.
 
 Usage::
 
-    python recipes/data/build_corpus.py --out /work/cache/corpus [--jobs 2]
+    python recipes/data/build_corpus.py [--out DIR] [--jobs 2]
+
+``--out`` defaults to where the recipes look: ``$AUDIOTOK_CORPUS`` if set, else the user's
+cache folder, ``$XDG_CACHE_HOME/audiotok/corpus`` or ``~/.cache/audiotok/corpus``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from audiotok.data.corpus import corpus_dir
 from audiotok.data.io import read_audio, read_audio_bytes, resample, to_channels, write_audio
 from audiotok.data.manifest import ManifestEntry, split_by_file, write_manifest
 from audiotok.errors import UserError
@@ -501,7 +505,12 @@ def summarize(train: list[ManifestEntry], dev: list[ManifestEntry]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("/work/cache/corpus"))
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=corpus_dir(),
+        help="default: %(default)s ($AUDIOTOK_CORPUS, else the cache folder)",
+    )
     ap.add_argument("--download-dir", type=Path, default=None, help="default: OUT/_src/debs")
     ap.add_argument("--extract-dir", type=Path, default=None, help="default: OUT/_src/extract")
     ap.add_argument(
