@@ -24,8 +24,10 @@ ACTIVATIONS = ("relu", "silu", "gelu")
 
 
 def norm_groups(channels: int, max_groups: int = 32) -> int:
-    """The largest power of two up to ``max_groups`` that divides ``channels``."""
-    g = max_groups
+    """The largest power of two up to ``max_groups`` that divides ``channels``, keeping at
+    least two channels per group (a 1x1 feature map then still normalises in training)."""
+    g = max(1, min(max_groups, channels // 2))
+    g = 1 << (g.bit_length() - 1)
     while channels % g:
         g //= 2
     return g
