@@ -4,9 +4,10 @@ A recipe is plain YAML with one mapping per section (``model``, ``data``, ``opti
 ``discriminator``, ``loss``, ``checkpoint``, ``log``, ``validation``) and a few top-level
 scalars (``seed``, ``run_dir``, ``device``, ``precision``). Every key is checked: a misspelt
 or unknown key at any level is a :class:`~audiotok.errors.UserError` with one line naming the
-key's dotted path and where it came from (``unknown key 'optim.lrr' in recipe.yaml``). Values
-are type-checked the same way. Command-line overrides (``--set optim.lr=3e-4``) are parsed
-with ``yaml.safe_load`` and obey the same rules. Strings may use ``${NAME}`` or
+key's dotted path and where it came from (``unknown key 'optim.lrr' in recipe.yaml line 12``).
+Values are type-checked the same way, and broken YAML names the file, line and column.
+Command-line overrides (``--set optim.lr=3e-4``) are parsed with ``yaml.safe_load`` and obey
+the same rules. Strings may use ``${NAME}`` or
 ``${NAME:-default}`` environment variables (:func:`expand_env`), which is how the bundled
 recipes find their corpus (``${AUDIOTOK_CORPUS}``: the environment's value, else the user's
 cache folder).
@@ -519,6 +520,39 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return out
 
 
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key path -> 1-based line of that key in a recipe's YAML text."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines.setdefault(prefix + key.value, key.start_mark.line + 1)
+                    walk(value, f"{prefix}{key.value}.")
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _add_line(message: str, name: str, lines: dict[str, int]) -> str:
+    """``'optim.lrr' in recipe.yaml`` -> ``'optim.lrr' in recipe.yaml line 12``."""
+    found = re.search(rf"'([^']+)' in {re.escape(name)}", message)
+    if found is None:
+        return message
+    key = found.group(1)
+    while key and key not in lines:  # a key below a free-form dict: its nearest parent
+        key = key.rpartition(".")[0]
+    if not key:
+        return message
+    return f"{message[: found.end()]} line {lines[key]}{message[found.end() :]}"
+
+
 def load_config(
     path: str | Path,
     overrides: list[str] | None = None,
@@ -529,7 +563,7 @@ def load_config(
 
     Args:
         path: the recipe file.
-        overrides: ``["optim.lr=3e-4", "data.train=/data/train.jsonl", ...]``.
+        overrides: ``["optim.lr=3e-4", "data.train=corpus/train.jsonl", ...]``.
 
     Raises:
         UserError: missing/unreadable file, invalid YAML, unknown key or bad value.
@@ -547,7 +581,10 @@ def load_config(
         raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"{path.name} must be a YAML mapping of sections")
-    config_from_dict(raw, path.name)  # report the file's own mistakes against the file
+    try:  # report the file's own mistakes against the file, with their line
+        config_from_dict(raw, path.name)
+    except UserError as exc:
+        raise UserError(_add_line(str(exc), path.name, _key_lines(text))) from None
     if overrides:
         raw = apply_overrides(raw, overrides)
     raw = expand_env(raw, path.name)

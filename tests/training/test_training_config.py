@@ -39,6 +39,20 @@ def test_unknown_key_is_named_with_the_file(tmp_path: Path, recipe: dict, key: s
     assert "\n" not in message
 
 
+def test_mistakes_in_the_file_name_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.yaml"
+    text = "seed: 1\n\n# a comment\noptim:\n  lr: 1.0e-3\n  lrr: 2\n"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"^unknown key 'optim\.lrr' in recipe\.yaml line 6 \("):
+        load_config(path)
+    path.write_text("data:\n  train: x\n  batch_size: -1\n")
+    with pytest.raises(UserError, match=r"^'data\.batch_size' in recipe\.yaml line 3 must be > 0"):
+        load_config(path)
+    path.write_text("model:\n  family: soundstream\n  config:\n    ratios: [2]\n    latentdim: 8\n")
+    with pytest.raises(UserError, match=r"'model\.config\.latentdim' in recipe\.yaml line 5 "):
+        load_config(path)
+
+
 def test_unknown_key_in_set_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path, {})
     with pytest.raises(UserError, match=r"unknown key 'optim\.lrr' in --set optim\.lrr=3"):
@@ -51,7 +65,7 @@ def test_unknown_key_in_set_is_named(tmp_path: Path) -> None:
 
 def test_bad_values_are_rejected(tmp_path: Path) -> None:
     for recipe, pattern in [
-        ({"optim": {"lr": "fast"}}, "'optim.lr' in recipe.yaml must be a number"),
+        ({"optim": {"lr": "fast"}}, "'optim.lr' in recipe.yaml line 2 must be a number"),
         ({"data": {"batch_size": 2.5}}, "'data.batch_size' .* must be an integer"),
         ({"optim": {"schedule": "linear"}}, "must be one of cosine, constant"),
         ({"optim": {"max_steps": 0}}, "must be > 0"),
