@@ -182,6 +182,11 @@ class AudioReader:
             raise UserError(f"{self.path}: not a file")
         if self.path.stat().st_size == 0:
             raise UserError(f"{self.path}: file is empty (0 bytes)")
+        try:  # libsndfile says "System error." for these; Python names the cause
+            with open(self.path, "rb"):
+                pass
+        except OSError as e:
+            raise UserError(f"{self.path}: cannot read ({describe_os_error(e)})") from None
         try:
             self._file = sf.SoundFile(str(self.path))
         except Exception as e:  # LibsndfileError, RuntimeError, TypeError ...

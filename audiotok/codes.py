@@ -374,10 +374,14 @@ def read_codes(
         raise UserError(f"{p}: not a file")
     if p.stat().st_size == 0:
         raise UserError(f"{p}: file is empty (0 bytes)")
-    if p.suffix.lower() == ".npz" or zipfile.is_zipfile(p):
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise UserError(f"{p}: cannot read ({describe_os_error(e)})") from None
+    if p.suffix.lower() == ".npz" or zipfile.is_zipfile(io.BytesIO(data)):
         arr, meta = _read_npz(p)
     else:
-        arr, meta = _read_npy(p, p.read_bytes())
+        arr, meta = _read_npy(p, data)
     _check_codes(arr, str(p), meta.codebook_size if meta is not None else None)
     if meta is not None and arr.shape[0] != meta.num_codebooks:
         raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")

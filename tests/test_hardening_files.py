@@ -368,3 +368,24 @@ def test_real_sigint_exits_130_without_traceback(tmp_path: Path, model: str) -> 
             continue
         assert proc.returncode == 130 and "Traceback" not in err, (delay, err)
     assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
+
+
+def test_unreadable_inputs_say_why(
+    tmp_path: Path, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path as RealPath
+
+    sf.write(tmp_path / "a.wav", _noise(300), 8000)
+    assert run("encode", str(tmp_path / "a.wav"), "-m", model)[0] == 0
+
+    def denied(path: object, *args: object, **kwargs: object) -> object:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    with monkeypatch.context() as m:  # root ignores chmod, so deny the read itself
+        m.setattr("audiotok.audio_io.open", denied, raising=False)
+        code, _, err = run("encode", str(tmp_path / "a.wav"), "-m", model, "--force")
+    _one_line_error(code, err, tmp_path / "a.wav", "cannot read (permission denied)")
+    with monkeypatch.context() as m:
+        m.setattr(RealPath, "read_bytes", denied)
+        code, _, err = run("decode", str(tmp_path / "a.npy"), "-m", model)
+    _one_line_error(code, err, tmp_path / "a.npy", "cannot read (permission denied)")
