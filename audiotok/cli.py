@@ -433,7 +433,10 @@ def eval_command(
         "default", "--model", "-m", help="'default' or an exported model folder."
     ),
     bitrate: list[float] = typer.Option(
-        [], "--bitrate", "-b", help="kbps to evaluate (repeatable); default: all offered."
+        [],
+        "--bitrate",
+        "-b",
+        help="kbps to evaluate, on the model's ladder (repeatable); default: all offered.",
     ),
     out_dir: Path = typer.Option(Path("eval_report"), "--out-dir", "-o", help="Report folder."),
     max_seconds: float = typer.Option(
@@ -450,12 +453,16 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
+    from audiotok import hub
     from audiotok.eval.render import COLUMNS, fmt
     from audiotok.eval.report import evaluate
 
+    tok = run_or_exit(lambda: hub.load(model))
+    for b in bitrate:  # the same ladder rule as encode: 6000 or 5 is an error, not "the most"
+        run_or_exit(lambda b=b: tok.num_codebooks_for(bitrate=b))
     report = run_or_exit(
         lambda: evaluate(
-            model,
+            tok,
             inputs,
             out_dir=out_dir,
             bitrates=bitrate or None,

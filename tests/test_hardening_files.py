@@ -293,6 +293,11 @@ def test_bitrate_is_kbps_on_the_ladder(tmp_path: Path, model: str) -> None:
     assert not (tmp_path / "a.npy").exists()
     code, out, _ = run("encode", str(tmp_path / "a.wav"), "-m", model, "--bitrate", "4")
     assert code == 0 and "1 codebooks" in out and read_codes(tmp_path / "a.npy")[0].shape[0] == 1
+    code, _, err = run(
+        "eval", str(tmp_path / "a.wav"), "-m", model, "-b", "8000", "-o", str(tmp_path / "r"),
+        "--no-opus", "--no-visqol",
+    )  # fmt: skip
+    assert code == 1 and "valid bitrates: 4, 8, 12 kbps" in err and not (tmp_path / "r").exists()
 
 
 def test_eval_exits_nonzero_when_files_fail(tmp_path: Path, model: str) -> None:
