@@ -227,3 +227,28 @@ def test_cycle_check_sees_lazy_and_type_only_imports(tmp_path: Path) -> None:
         assert _cycles(_module_edges(paths)) == []
     finally:
         PKG = saved
+
+
+def test_prior_sees_integer_codes_only() -> None:
+    # prior/ models codes, never a codec: besides torch, einops, numpy, safetensors (its
+    # export format) and the stdlib, it may import only audiotok.errors and itself
+    allowed = {"torch", "einops", "numpy", "safetensors", "__future__"} | set(
+        sys.stdlib_module_names
+    )
+    for path in (PKG / "prior").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "audiotok":
+                    assert len(parts) > 1 and parts[1] in {"errors", "prior"}, (
+                        f"prior/{path.name} imports {name}"
+                    )
+                else:
+                    assert parts[0] in allowed, f"prior/{path.name} imports {parts[0]}"

@@ -9,15 +9,16 @@ This package sees integer codes only, never a codec (ARCHITECTURE.md): a tokeniz
   external language models.
 * :mod:`~audiotok.prior.gpt`: the causal prior (:class:`GPT`, :class:`GPTConfig`), with
   ``loss``, ``score`` and ``generate`` (:mod:`~audiotok.prior.generate`,
-  :mod:`~audiotok.prior.sampling`).
+  :mod:`~audiotok.prior.sampling`; the function is not re-exported here so that
+  ``audiotok.prior.generate`` stays the module).
 * :mod:`~audiotok.prior.masked`: the MaskGIT / SoundStorm prior for any code grid.
 * :mod:`~audiotok.prior.score`: unigram and count-bigram baselines.
-* :mod:`~audiotok.prior.io`: ``save_pretrained`` / ``load_prior`` (config.json + safetensors).
+* :mod:`~audiotok.prior.io` / :mod:`~audiotok.prior.pretrained`: ``save_pretrained`` /
+  ``load_prior`` (config.json + model.safetensors).
 """
 
-from audiotok.prior.generate import generate
 from audiotok.prior.gpt import GPT, GPTConfig
-from audiotok.prior.io import load_prior, save_pretrained
+from audiotok.prior.io import save_pretrained
 from audiotok.prior.masked import MASK_CODE, MaskedConfig, MaskedPrior
 from audiotok.prior.patterns import (
     EMPTY_CODE,
@@ -28,6 +29,7 @@ from audiotok.prior.patterns import (
     get_pattern,
     parallel,
 )
+from audiotok.prior.pretrained import load_prior
 from audiotok.prior.sampling import apply_cfg, sample, top_k_filter, top_p_filter
 from audiotok.prior.score import bigram_bits, unigram_bits
 from audiotok.prior.vocab import LMVocab, from_lm_tokens, to_lm_tokens
@@ -47,7 +49,6 @@ __all__ = [
     "delay",
     "flatten",
     "from_lm_tokens",
-    "generate",
     "get_pattern",
     "load_prior",
     "parallel",

@@ -28,15 +28,11 @@ Design decisions:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from audiotok.prior.sampling import apply_cfg, sample
-
-if TYPE_CHECKING:  # pragma: no cover
-    from audiotok.prior.gpt import GPT
 
 
 def _prompts(
@@ -58,7 +54,7 @@ def _prompts(
 class _Window:
     """The model's view of the aligned grid: start token + steps ``[lo, upto)`` per item."""
 
-    def __init__(self, model: GPT, grid: Tensor, pads: Tensor, start: Tensor) -> None:
+    def __init__(self, model: nn.Module, grid: Tensor, pads: Tensor, start: Tensor) -> None:
         self.model, self.grid, self.pads, self.start = model, grid, pads, start
 
     def build(self, lo: int, upto: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -91,7 +87,7 @@ def _prefill_mask(valid: Tensor) -> Tensor | None:
 
 @torch.no_grad()
 def generate(
-    model: GPT,
+    model: nn.Module,
     num_frames: int,
     *,
     prompt: Tensor | Sequence[Tensor] | None = None,
@@ -108,7 +104,8 @@ def generate(
     """Generate ``num_frames`` new frames after each prompt (or from nothing).
 
     Args:
-        model: the prior (switched to eval mode for the call, then restored).
+        model: a :class:`~audiotok.prior.gpt.GPT` (not imported here: gpt.py imports this
+            module for ``GPT.generate``); switched to eval mode for the call, then restored.
         num_frames: N, frames to generate per item.
         prompt: codes ``(B, K, T0)``, or a list of ``(K, T0_b)`` of different lengths, or None.
         class_labels: ``(B,)`` labels or None (the null class: unconditional).

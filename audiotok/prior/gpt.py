@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiotok.prior.generate import generate
+from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import KVCache, Transformer
 from audiotok.prior.patterns import Pattern
 
@@ -102,6 +104,8 @@ class GPTConfig:
 
 class GPT(nn.Module):
     """Causal prior over code grids; see the module docstring for the layout."""
+
+    kind = "gpt"  # the name in an exported config.json
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -260,12 +264,8 @@ class GPT(nn.Module):
     # -- generation and export --------------------------------------------------------------
     def generate(self, num_frames: int, **kwargs: Any) -> Tensor:
         """``num_frames`` new frames ``(B, K, num_frames)``; see :func:`audiotok.prior.generate.generate`."""
-        from audiotok.prior.generate import generate
-
         return generate(self, num_frames, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors``; see :func:`audiotok.prior.io.save_pretrained`."""
-        from audiotok.prior.io import save_pretrained
-
+        """Write ``config.json`` + ``model.safetensors``; see :mod:`audiotok.prior.io`."""
         return save_pretrained(self, directory)

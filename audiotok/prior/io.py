@@ -1,48 +1,41 @@
-"""Saving and loading priors as ``config.json`` + ``model.safetensors`` (no pickle).
+"""The exported-prior format: ``config.json`` + ``model.safetensors``, no pickle.
 
-The exported-model format of ARCHITECTURE.md ("two kinds of saved state"), after Hugging
-Face's ``save_pretrained`` / ``from_pretrained``: the JSON holds a format version, the kind of
-prior and its config dict; the safetensors file holds the state dict. Training checkpoints
-(optimiser, step, RNG) are the trainer's business, not this module's.
+The exported-model half of ARCHITECTURE.md's "two kinds of saved state", after Hugging Face's
+``save_pretrained`` / ``from_pretrained``: the JSON holds a format version, the kind of prior
+(``"gpt"``, ``"masked"``) and its config dict; the safetensors file holds the state dict.
+Training checkpoints (optimiser, step, RNG) are the trainer's business, not this module's.
+This module knows no model class (so models can import it); :func:`audiotok.prior.pretrained
+.load_prior` maps kinds to classes.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from audiotok.errors import UserError
-from audiotok.prior.gpt import GPT, GPTConfig
-from audiotok.prior.masked import MaskedConfig, MaskedPrior
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_KINDS: dict[str, tuple[type[nn.Module], type]] = {
-    "gpt": (GPT, GPTConfig),
-    "masked": (MaskedPrior, MaskedConfig),
-}
 
 
-def _kind_of(model: nn.Module) -> str:
-    for kind, (cls, _) in _KINDS.items():
-        if type(model) is cls:
-            return kind
-    raise TypeError(f"cannot save a {type(model).__name__}; expected GPT or MaskedPrior")
+def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
+    """Write ``directory/config.json`` and ``directory/model.safetensors``; returns the folder.
 
-
-def save_pretrained(model: GPT | MaskedPrior, directory: str | Path) -> Path:
-    """Write ``directory/config.json`` and ``directory/model.safetensors``; returns the folder."""
+    ``model`` needs a ``kind`` class attribute and a ``config`` with ``to_dict()``.
+    """
     from safetensors.torch import save_file
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "format_version": FORMAT_VERSION,
-        "kind": _kind_of(model),
+        "kind": model.kind,
         "config": model.config.to_dict(),
     }
     state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
@@ -51,11 +44,14 @@ def save_pretrained(model: GPT | MaskedPrior, directory: str | Path) -> Path:
     return out
 
 
-def load_prior(directory: str | Path, device: torch.device | str = "cpu") -> GPT | MaskedPrior:
-    """The prior saved in ``directory`` by :func:`save_pretrained`, in eval mode.
+def read_pretrained(
+    directory: str | Path, device: torch.device | str = "cpu"
+) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    """The ``(kind, config dict, state dict)`` saved in ``directory``.
 
     Raises:
-        UserError: the folder lacks the files, or was written by a newer format / other kind.
+        UserError: the folder lacks the files, the JSON is invalid, or the format version
+            is not this library's.
     """
     from safetensors.torch import load_file
 
@@ -72,13 +68,6 @@ def load_prior(directory: str | Path, device: torch.device | str = "cpu") -> GPT
         raise UserError(
             f"{config_path}: prior format version {version}, this audiotok reads {FORMAT_VERSION}"
         )
-    if meta.get("kind") not in _KINDS:
-        raise UserError(f"{config_path}: unknown prior kind {meta.get('kind')!r}")
-    cls, config_cls = _KINDS[meta["kind"]]
-    try:
-        config = config_cls.from_dict(meta["config"])
-    except (ValueError, TypeError, KeyError) as err:
-        raise UserError(f"{config_path}: bad config ({err})") from None
-    model = cls(config)
-    model.load_state_dict(load_file(str(weights_path), device=str(device)), strict=True)
-    return model.to(device).eval()
+    if not isinstance(meta.get("config"), dict):
+        raise UserError(f"{config_path}: no config object")
+    return str(meta.get("kind")), meta["config"], load_file(str(weights_path), device=str(device))

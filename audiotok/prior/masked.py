@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import Transformer
 from audiotok.prior.sampling import apply_cfg, sample
 
@@ -76,6 +77,8 @@ class MaskedConfig:
 
 class MaskedPrior(nn.Module):
     """Bidirectional prior that predicts masked codes of a grid; see the module docstring."""
+
+    kind = "masked"  # the name in an exported config.json
 
     def __init__(self, config: MaskedConfig) -> None:
         super().__init__()
@@ -258,6 +261,4 @@ class MaskedPrior(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (see :mod:`audiotok.prior.io`)."""
-        from audiotok.prior.io import save_pretrained
-
         return save_pretrained(self, directory)

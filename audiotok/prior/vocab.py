@@ -186,7 +186,7 @@ def from_lm_tokens(tokens: Tensor, pattern: Pattern, vocab: LMVocab) -> Tensor:
         lo = vocab.codebook_offsets[ki]
         want = f"{lo}..{lo + vocab.codebook_size - 1}" if real[ki, si] else f"EMPTY {vocab.empty}"
         raise ValueError(
-            f"LM token {int(ids[bi, ki, si])} at row {bi}, position {index} (after BOS) is out "
+            f"LM token {int(ids[bi, ki, si])} at row {bi}, position {index} (BOS not counted) is out "
             f"of range for codebook {ki}: expected {want}"
         )
     codes = pattern.revert(torch.where(real, codes, EMPTY_CODE))
