@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,17 +264,20 @@ class Trainer:
         if not d.train:
             raise UserError("no training data: set data.train (folder, file list or manifest)")
         extra = {"num_examples": d.examples_per_epoch} if d.examples_per_epoch else {}
-        self.train_set = build_audio_dataset(
-            d.train,
-            sr,
-            ch,
-            d.segment_seconds,
-            train=True,
-            preload=d.preload,
-            seed=self.cfg.seed,
-            loudness_db=d.loudness_db,
-            **extra,
-        )
+        with warnings.catch_warnings():
+            if not self.dist.is_main:  # every rank checks the files, rank 0 reports them
+                warnings.simplefilter("ignore", RuntimeWarning)
+            self.train_set = build_audio_dataset(
+                d.train,
+                sr,
+                ch,
+                d.segment_seconds,
+                train=True,
+                preload=d.preload,
+                seed=self.cfg.seed,
+                loudness_db=d.loudness_db,
+                **extra,
+            )
         self.sampler = ResumableSampler(
             len(self.train_set),
             seed=self.cfg.seed,

@@ -81,6 +81,51 @@ def test_two_gloo_ranks_stay_identical(tiny_recipe: dict[str, Any], tmp_path: Pa
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
 
 
+def _report_worker(rank: int, world_size: int, port: int, recipe: dict[str, Any], out: str) -> None:
+    """Build the trainer (not train) and save the warnings this rank emitted meanwhile."""
+    import json
+    import warnings
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))  # fmt: skip
+    torch.set_num_threads(1)
+    from audiotok.training.config import config_from_dict
+    from audiotok.training.ddp import cleanup_distributed, init_distributed
+    from audiotok.training.trainer import Trainer
+
+    info = init_distributed("cpu")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer = Trainer(config_from_dict(recipe), dist=info)
+        lines = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        result = {"lines": lines, "files": len(trainer.train_set.entries)}
+        (Path(out) / f"report{rank}.json").write_text(json.dumps(result))
+    finally:
+        cleanup_distributed()
+
+
+def test_only_rank0_reports_dropped_files(
+    tiny_recipe: dict[str, Any], wav_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    data = tmp_path / "train"
+    shutil.copytree(wav_dirs[0], data)
+    (data / "broken.wav").write_bytes(b"RIFF" + bytes(40))
+    tiny_recipe["data"]["train"] = str(data)
+    import audiotok.training.trainer  # noqa: F401
+
+    args = (2, _free_port(), tiny_recipe, str(tmp_path))
+    mp.start_processes(_report_worker, args=args, nprocs=2, join=True, start_method="fork")
+    r0, r1 = (json.loads((tmp_path / f"report{r}.json").read_text()) for r in (0, 1))
+    assert r0["files"] == r1["files"] == 6  # both ranks dropped the file ...
+    assert r0["lines"][0].startswith(f"{data / 'broken.wav'}: dropped (")  # ... rank 0 said so
+    assert r0["lines"][1] == f"{data}: 6 of 7 files kept, 1 dropped"
+    assert r1["lines"] == []
+
+
 @pytest.mark.slow
 def test_torchrun_runs_the_cli(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
     """``torchrun --nproc_per_node=2 -m audiotok train`` (the documented command)."""
