@@ -65,8 +65,9 @@ class ModelConfig:
 class DataConfig:
     """Training / validation audio.
 
-    ``train`` and ``dev`` are each a folder of audio files, a text file list or a JSONL
-    manifest. ``sample_rate`` and ``channels`` default to the model's. ``batch_size`` is per
+    ``train`` and ``dev`` are each a folder of audio files, a text file list, a JSONL
+    manifest, or ``synthetic`` (clips generated on the fly, no files; see
+    :mod:`audiotok.data.synthetic`). ``sample_rate`` and ``channels`` default to the model's. ``batch_size`` is per
     process (the global batch under DDP is ``batch_size * world_size``). An epoch has
     ``examples_per_epoch`` random crops (default: one per training file).
     """
