@@ -223,9 +223,10 @@ class AudioDataset(Dataset):
                 return torch.from_numpy(np.ascontiguousarray(self._crop(file_index, rng)))
             except UserError as err:
                 self._skip(file_index, err)
+        path, problem = self.dropped[-1] if self.dropped else ("", "none")
         raise UserError(
-            f"no readable audio in {self.source_name}: {len(self._bad)} files failed to decode "
-            f"(first: {': '.join(self.dropped[-len(self._bad)]) if self._bad else 'none'})"
+            f"no readable audio in {self.source_name}: {len(self._bad)} of "
+            f"{len(self.entries)} files failed to decode (last: {path}: {problem})"
         )
 
 

@@ -180,3 +180,16 @@ def test_eval_dataset_whole_files_and_fixed_crops(corpus: Path) -> None:
     first = EvalAudioDataset(corpus, 8000, max_files=2)  # max_files counts readable files
     assert [Path(e.path).name for e in first.entries] == ["f0.wav", "f2.wav"]
     assert isinstance(build_audio_dataset(corpus, 8000, train=False), EvalAudioDataset)
+
+
+def test_streaming_with_no_decodable_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = np.zeros(800, np.float32)
+    bad[5] = np.inf
+    for name in ("a.wav", "b.wav"):
+        sf.write(tmp_path / name, bad, 8000, subtype="FLOAT")
+    ds = AudioDataset(tmp_path, 8000, 1, 0.05)  # the headers are fine
+    with pytest.raises(UserError) as info:
+        ds[0]
+    message = str(info.value)
+    assert message.startswith(f"no readable audio in {tmp_path}: 2 of 2 files failed to decode")
+    assert "NaN or infinite" in message and "\n" not in message
