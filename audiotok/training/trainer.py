@@ -262,7 +262,9 @@ class Trainer:
                 f"{self.channels} ch (data.sample_rate / data.channels must match the model)"
             )
         if not d.train:
-            raise UserError("no training data: set data.train (folder, file list or manifest)")
+            raise UserError(
+                "no training data: set data.train (folder, file list, manifest or synthetic)"
+            )
         extra = {"num_examples": d.examples_per_epoch} if d.examples_per_epoch else {}
         with warnings.catch_warnings():
             if not self.dist.is_main:  # every rank checks the files, rank 0 reports them
