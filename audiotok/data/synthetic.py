@@ -34,7 +34,8 @@ _KINDS = ("tone", "chirp", "noise", "harmonic")
 
 
 def is_synthetic(source: Any) -> bool:
-    """Whether a data source names the synthetic generator (the string ``"synthetic"``)."""
+    """Whether a data source names the synthetic generator (the string ``"synthetic"``; a
+    folder of that name is ``./synthetic``)."""
     return isinstance(source, str | os.PathLike) and str(source).strip() == SYNTHETIC_SOURCE
 
 
