@@ -4,7 +4,8 @@ Families (each a frozen config + an :class:`ImageCodec` with ``family`` / ``conf
 :class:`ImageVQVAE` (``"image_vqvae"``; VQ-VAE arXiv:1711.00937, RQ-VAE, FSQ, ViT-VQGAN codes
 through the quantizer spec) and :class:`ImageVQVAE2` (``"image_vqvae2"``; arXiv:1906.00446).
 Codes are always ``(B, K, H', W')``; images are float, by convention in ``[-1, 1]``. VQGAN
-training pieces (arXiv:2012.09841): :class:`PatchGAN` and :mod:`audiotok.image.losses`.
+training pieces (arXiv:2012.09841): :class:`PatchGAN`, :mod:`audiotok.image.losses`, SSIM and
+:class:`LPIPS` from a user-supplied, hash-checked weight file (nothing is downloaded).
 This package never imports :mod:`audiotok.audio`.
 """
 
@@ -19,6 +20,7 @@ from audiotok.image.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
 )
+from audiotok.image.lpips import LPIPS
 from audiotok.image.ssim import ms_ssim, ssim, ssim_loss
 from audiotok.image.vqvae import (
     QUANTIZER_PRESETS,
@@ -45,6 +47,7 @@ __all__ = [
     "ImageVQVAE2",
     "ImageVQVAE2Config",
     "ImageVQVAEConfig",
+    "LPIPS",
     "PatchGAN",
     "VQVAE2Codes",
     "adaptive_generator_weight",
