@@ -5,7 +5,8 @@ Families (each a frozen config + an :class:`ImageCodec` with ``family`` / ``conf
 through the quantizer spec) and :class:`ImageVQVAE2` (``"image_vqvae2"``; arXiv:1906.00446).
 Codes are always ``(B, K, H', W')``; images are float, by convention in ``[-1, 1]``. VQGAN
 training pieces (arXiv:2012.09841): :class:`PatchGAN`, :mod:`audiotok.image.losses`, SSIM and
-:class:`LPIPS` from a user-supplied, hash-checked weight file (nothing is downloaded).
+:class:`LPIPS` from a user-supplied, hash-checked weight file (nothing is downloaded), all
+combined by :class:`VQGANLoss`.
 This package never imports :mod:`audiotok.audio`.
 """
 
@@ -22,6 +23,7 @@ from audiotok.image.losses import (
 )
 from audiotok.image.lpips import LPIPS
 from audiotok.image.ssim import ms_ssim, ssim, ssim_loss
+from audiotok.image.vqgan import VQGANLoss, VQGANLossConfig
 from audiotok.image.vqvae import (
     QUANTIZER_PRESETS,
     ImageVQVAE,
@@ -49,6 +51,8 @@ __all__ = [
     "ImageVQVAEConfig",
     "LPIPS",
     "PatchGAN",
+    "VQGANLoss",
+    "VQGANLossConfig",
     "VQVAE2Codes",
     "adaptive_generator_weight",
     "feature_matching_loss",

@@ -119,6 +119,8 @@ class LPIPS(nn.Module):
                 ch = width
             self.stages.append(nn.Sequential(*layers))
         self.lins = nn.ModuleList(nn.Conv2d(w, 1, 1, bias=False) for w in widths)
+        for lin in self.lins:  # equal channel weights until loaded (the paper's baseline)
+            nn.init.ones_(lin.weight)
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
         self.requires_grad_(False)
