@@ -51,38 +51,74 @@ def _prompts(
     return out
 
 
-class _Window:
-    """The model's view of the aligned grid: start token + steps ``[lo, upto)`` per item."""
+class _Decoder:
+    """Feeds the aligned grid to the model: start token + steps ``[lo, upto)`` per item.
 
-    def __init__(self, model: nn.Module, grid: Tensor, pads: Tensor, start: Tensor) -> None:
-        self.model, self.grid, self.pads, self.start = model, grid, pads, start
+    Holds the request-sized cache (or none), each item's window index of its start token
+    (``first``) and which cached keys are padding (``valid``). ``copies = 2`` runs every item
+    twice, conditional then null class, for classifier-free guidance.
+    """
 
-    def build(self, lo: int, upto: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Embeddings ``(B, W, D)``, positions ``(B, W)`` and key validity ``(B, W)``."""
-        b = self.grid.shape[0]
-        first = self.pads.clamp(min=lo) - lo  # window index of each item's start token
+    def __init__(
+        self,
+        model: nn.Module,
+        grid: Tensor,
+        pads: Tensor,
+        start: Tensor,
+        *,
+        copies: int,
+        capacity: int,
+        keep: int,
+        use_cache: bool,
+    ) -> None:
+        self.model, self.grid, self.start, self.copies = model, grid, start, copies
+        self.pads, self.capacity, self.keep = pads.repeat(copies), capacity, keep
+        rows = start.shape[0]
+        self.cache = model.transformer.new_cache(rows, capacity, start) if use_cache else None
+        self.valid = torch.zeros(rows, capacity, dtype=torch.bool, device=start.device)
+        self.lo, self.padded = 0, False
+        self.first = torch.zeros(rows, dtype=torch.long, device=start.device)
+
+    def _embed(self, lo: int, upto: int) -> Tensor:
+        return self.model.embed(self.grid[:, :, lo:upto]).repeat(self.copies, 1, 1)
+
+    def prefill(self, lo: int, upto: int) -> Tensor:
+        """Run the window ``[lo, upto)`` from scratch; logits of step ``upto``: ``(rows, K, V)``."""
+        rows = self.start.shape[0]
+        self.lo = lo
+        self.first = self.pads.clamp(min=lo) - lo  # window index of each item's start token
         x = torch.cat(
-            [
-                self.start.new_zeros(b, 1, self.start.shape[-1]),
-                self.model.embed(self.grid[:, :, lo:upto]),
-            ],
-            dim=1,
+            [self.start.new_zeros(rows, 1, self.start.shape[-1]), self._embed(lo, upto)], 1
         )
-        x[torch.arange(b, device=x.device), first] = self.start[:, 0]
+        x[torch.arange(rows, device=x.device), self.first] = self.start[:, 0]
         index = torch.arange(x.shape[1], device=x.device)[None]
-        self.first = first
-        return x, (index - first[:, None]).clamp(min=0), index >= first[:, None]
+        valid = index >= self.first[:, None]
+        self.valid[:, : x.shape[1]] = valid
+        self.padded = not bool(valid.all())
+        mask = None
+        if self.padded:  # causal, padding keys hidden, every position sees itself
+            w = x.shape[1]
+            causal = torch.ones(w, w, dtype=torch.bool, device=x.device).tril()
+            eye = torch.eye(w, dtype=torch.bool, device=x.device)
+            mask = (causal & (valid[:, None, :] | eye))[:, None]
+        if self.cache is not None:
+            self.cache.reset()
+        positions = (index - self.first[:, None]).clamp(min=0)
+        return self.model.run(x, positions, cache=self.cache, attn_mask=mask)[:, :, -1]
 
-
-def _prefill_mask(valid: Tensor) -> Tensor | None:
-    """Causal mask that also hides padding keys (each position still sees itself)."""
-    if bool(valid.all()):
-        return None
-    w = valid.shape[1]
-    causal = torch.ones(w, w, dtype=torch.bool, device=valid.device).tril()
-    return (causal & (valid[:, None, :] | torch.eye(w, dtype=torch.bool, device=valid.device)))[
-        :, None
-    ]
+    def feed(self, s: int) -> Tensor:
+        """Append step ``s`` (sliding the window if full); logits of step ``s + 1``."""
+        j = s + 1 - self.lo  # window index of step s
+        if j + 1 > self.capacity:  # past the trained context: re-base on the recent steps
+            return self.prefill(s + 1 - self.keep, s + 1)
+        if self.cache is None:
+            return self.prefill(self.lo, s + 1)
+        self.valid[:, j] = True
+        mask = self.valid[:, None, None, : j + 1] if self.padded else None
+        positions = (j - self.first).clamp(min=0)[:, None]
+        return self.model.run(self._embed(s, s + 1), positions, cache=self.cache, attn_mask=mask)[
+            :, :, -1
+        ]
 
 
 @torch.no_grad()
@@ -159,63 +195,37 @@ def generate(
     labels = class_labels.to(device) if class_labels is not None else None
     if guided:
         labels = torch.cat([labels, torch.full_like(labels, model.null_class)])
-    rows = 2 * batch if guided else batch
-    start = model.start_embedding(labels, rows)
-    view_grid = grid.repeat(2, 1, 1) if guided else grid
-    window = _Window(model, view_grid, pads.repeat(2) if guided else pads, start)
     capacity = min(cfg.block_size, total)
-    keep = max(1, 3 * cfg.block_size // 4 - 1)
-    cache = model.transformer.new_cache(rows, capacity, start) if use_cache else None
-
-    def context(lo: int, upto: int) -> Tensor:
-        if cache is not None:
-            cache.reset()
-        x, positions, valid = window.build(lo, upto)
-        logits = model.run(x, positions, cache=cache, attn_mask=_prefill_mask(valid))
-        window.valid = valid
-        return logits[:, :, -1]
-
+    decoder = _Decoder(
+        model,
+        grid,
+        pads,
+        model.start_embedding(labels, 2 * batch if guided else batch),
+        copies=2 if guided else 1,
+        capacity=capacity,
+        keep=max(1, 3 * cfg.block_size // 4 - 1),
+        use_cache=use_cache,
+    )
     was_training = model.training
     model.eval()
     try:
-        lo = 0 if max_first + 1 <= capacity else max_first - keep
-        logits = context(lo, max_first)
-        window_lo, next_frame = lo, 0
+        lo = 0 if max_first + 1 <= capacity else max_first - decoder.keep
+        logits = decoder.prefill(lo, max_first)
+        next_frame = 0
         for s in range(max_first, total):
             if guided:
                 logits = apply_cfg(logits[:batch], logits[batch:], cfg_scale)
             drawn = sample(
                 logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
             )
-            column = torch.where(known[:, :, s], grid[:, :, s], drawn)
-            grid[:, :, s] = torch.where(present[:, :, s], column, -1)
-            if guided:
-                view_grid[:, :, s] = grid[:, :, s].repeat(2, 1)
+            column = torch.where(known[:, :, s], grid[:, :, s], drawn)  # keep prompt codes
+            grid[:, :, s] = torch.where(present[:, :, s], column, -1)  # EMPTY stays EMPTY
             while callback is not None and next_frame < num_frames and done_at[next_frame] == s:
-                callback(
-                    grid.gather(2, aligned[None, :, next_frame, None].expand(batch, k, 1))[..., 0]
-                )
+                index = aligned[None, :, next_frame, None].expand(batch, k, 1)
+                callback(grid.gather(2, index)[..., 0])
                 next_frame += 1
-            if s + 1 == total:
-                break
-            if s + 1 - lo + 1 > capacity:  # the fed step would not fit: slide the window
-                lo = s + 1 - keep
-            if cache is None or cache.length == 0 or lo != window_lo:
-                logits = context(lo, s + 1)
-            else:
-                j = s + 1 - lo  # window index of step s
-                positions = (j - window.first).clamp(min=0)[:, None]
-                valid = window.valid
-                mask = (
-                    None
-                    if bool(valid.all())
-                    else torch.cat([valid, valid.new_ones(rows, 1)], dim=1)[:, None, None]
-                )
-                window.valid = torch.cat([valid, valid.new_ones(rows, 1)], dim=1)
-                logits = model.run(
-                    model.embed(view_grid[:, :, s : s + 1]), positions, cache=cache, attn_mask=mask
-                )[:, :, -1]
-            window_lo = lo
+            if s + 1 < total:
+                logits = decoder.feed(s)
     finally:
         model.train(was_training)
     return grid.gather(2, aligned[None].expand(batch, k, num_frames))

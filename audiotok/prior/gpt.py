@@ -174,11 +174,17 @@ class GPT(nn.Module):
         Without ``attn_mask`` attention is causal among the L positions (and, with a cache,
         to every cached position before them).
         """
+        causal = True
         if attn_mask is None and cache is not None and cache.length > 0:
+            # SDPA's is_causal aligns top-left, wrong for queries after cached keys
             ln, total = x.shape[1], cache.length + x.shape[1]
-            attn_mask = torch.ones(ln, total, dtype=torch.bool, device=x.device).tril(total - ln)
+            if ln == 1:
+                causal = False  # one new position sees every cached one
+            else:
+                attn_mask = torch.ones(ln, total, dtype=torch.bool, device=x.device)
+                attn_mask = attn_mask.tril(total - ln)
         hidden = self.transformer(
-            self.drop(x), positions, attn_mask=attn_mask, is_causal=True, cache=cache
+            self.drop(x), positions, attn_mask=attn_mask, is_causal=causal, cache=cache
         )
         return self.logits(hidden)
 
