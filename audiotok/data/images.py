@@ -578,7 +578,7 @@ def read_cifar_pickle(path: _PathLike, *, coarse: bool = False) -> tuple[np.ndar
     p = Path(path)
     try:
         obj = restricted_unpickle(p.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, MemoryError) as e:
         raise UserError(f"cannot read CIFAR python batch {p}: {_short(e)}") from None
     if not isinstance(obj, dict):
         raise UserError(f"{p}: expected a dict, got {type(obj).__name__}")

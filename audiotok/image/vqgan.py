@@ -186,7 +186,7 @@ class VQGANLoss(nn.Module):
                 rec, gan, last_layer, max_weight=c.max_adaptive_weight
             )
         loss = loss + factor * c.gan_weight * weight * gan
-        logs.update(gan=gan.detach(), gan_factor=torch.tensor(factor), adaptive_weight=weight)
+        logs.update(gan=gan.detach(), gan_factor=image.new_tensor(factor), adaptive_weight=weight)
         if c.feature_matching_weight:
             with torch.no_grad():
                 real_features = self.discriminator.forward_features(image)[1]
