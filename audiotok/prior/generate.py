@@ -104,7 +104,8 @@ class _Decoder:
         if self.cache is not None:
             self.cache.reset()
         positions = (index - self.first[:, None]).clamp(min=0)
-        return self.model.run(x, positions, cache=self.cache, attn_mask=mask)[:, :, -1]
+        hidden = self.model.transform(x, positions, cache=self.cache, attn_mask=mask)
+        return self.model.logits(hidden[:, -1:])[:, :, -1]  # heads on the last position only
 
     def feed(self, s: int) -> Tensor:
         """Append step ``s`` (sliding the window if full); logits of step ``s + 1``."""

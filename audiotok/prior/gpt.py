@@ -161,7 +161,7 @@ class GPT(nn.Module):
         out = self.head(hidden).view(b, length, self.config.num_codebooks, -1)
         return out.transpose(1, 2)
 
-    def run(
+    def transform(
         self,
         x: Tensor,
         positions: Tensor,
@@ -169,7 +169,7 @@ class GPT(nn.Module):
         cache: KVCache | None = None,
         attn_mask: Tensor | None = None,
     ) -> Tensor:
-        """Transformer + heads on input embeddings ``x: (B, L, D)`` -> logits ``(B, K, L, V)``.
+        """The Transformer on input embeddings ``x: (B, L, D)`` -> hidden states ``(B, L, D)``.
 
         Without ``attn_mask`` attention is causal among the L positions (and, with a cache,
         to every cached position before them).
@@ -183,23 +183,36 @@ class GPT(nn.Module):
             else:
                 attn_mask = torch.ones(ln, total, dtype=torch.bool, device=x.device)
                 attn_mask = attn_mask.tril(total - ln)
-        hidden = self.transformer(
+        return self.transformer(
             self.drop(x), positions, attn_mask=attn_mask, is_causal=causal, cache=cache
         )
-        return self.logits(hidden)
+
+    def run(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        *,
+        cache: KVCache | None = None,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
+        """:meth:`transform` then the K heads: logits ``(B, K, L, V)`` (the generation step)."""
+        return self.logits(self.transform(x, positions, cache=cache, attn_mask=attn_mask))
 
     # -- training and scoring -------------------------------------------------------------
+    def hidden_states(self, seq: Tensor, class_labels: Tensor | None = None) -> Tensor:
+        """Hidden states of a grid ``seq: (B, K, S)`` -> ``(B, S, D)``; step s sees steps < s."""
+        b, _, s = seq.shape
+        if s > self.config.block_size:
+            raise ValueError(f"{s} steps exceed the context of {self.config.block_size} positions")
+        x = torch.cat([self.start_embedding(class_labels, b), self.embed(seq[..., :-1])], dim=1)
+        return self.transform(x, torch.arange(s, device=seq.device))
+
     def forward(self, seq: Tensor, class_labels: Tensor | None = None) -> Tensor:
         """Next-step logits of a grid: ``seq: (B, K, S)`` -> ``(B, K, S, V)``.
 
         ``logits[:, k, s]`` predicts ``seq[:, k, s]`` from the start token and steps ``< s``.
         """
-        b, _, s = seq.shape
-        if s > self.config.block_size:
-            raise ValueError(f"{s} steps exceed the context of {self.config.block_size} positions")
-        x = torch.cat([self.start_embedding(class_labels, b), self.embed(seq[..., :-1])], dim=1)
-        positions = torch.arange(s, device=seq.device)
-        return self.run(x, positions)
+        return self.logits(self.hidden_states(seq, class_labels))
 
     def _drop_classes(self, class_labels: Tensor | None, batch: int) -> Tensor | None:
         if class_labels is None or not self.training or self.config.class_dropout == 0:
@@ -216,13 +229,18 @@ class GPT(nn.Module):
             int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size
         ):
             raise ValueError(f"codes must be in 0..{self.config.codebook_size - 1}")
+        if codes.shape[-1] == 0:
+            raise ValueError("codes have no frames")
         seq, mask = self.config.pattern.build(codes)  # (B, K, S), (K, S)
-        logits = self(seq, self._drop_classes(class_labels, codes.shape[0]))  # (B, K, S, V)
-        nll = F.cross_entropy(
-            logits.flatten(0, 2).float(), seq.clamp(min=0).flatten(), reduction="none"
-        ).view_as(seq)
-        mask = mask.expand_as(seq)
-        return (nll * mask).sum(dim=(0, 2)) / mask.sum(dim=(0, 2))
+        hidden = self.hidden_states(seq, self._drop_classes(class_labels, codes.shape[0]))
+        # each head only where its codebook has codes: a flatten grid has one code per step,
+        # so this is K times less head work and memory than logits for every slot
+        weight = self.head.weight.view(self.config.num_codebooks, self.config.codebook_size, -1)
+        nll = [
+            F.cross_entropy((hidden[:, m] @ w.T).flatten(0, 1).float(), seq[:, k, m].flatten())
+            for k, (m, w) in enumerate(zip(mask, weight, strict=True))
+        ]
+        return torch.stack(nll)
 
     def loss(self, codes: Tensor, class_labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Training loss of ``codes: (B, K, T)`` under the config's pattern.
@@ -268,9 +286,9 @@ class GPT(nn.Module):
         }
 
     # -- generation and export --------------------------------------------------------------
-    def generate(self, num_frames: int, **kwargs: Any) -> Tensor:
-        """``num_frames`` new frames ``(B, K, num_frames)``; see :func:`audiotok.prior.generate.generate`."""
-        return generate(self, num_frames, **kwargs)
+    # ``prior.generate(num_frames, prompt=..., ...)``: the function of generate.py, whose
+    # first argument is the model, bound as a method (one signature, one docstring)
+    generate = generate
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors``; see :mod:`audiotok.prior.io`."""
