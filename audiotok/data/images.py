@@ -130,6 +130,13 @@ def _pil_to_array(img: Any) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def _key(path: Path, root: Path | None) -> str:
+    # relative to the root where possible, so that moving a whole folder keeps the splits
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return path.as_posix()
+
+
 class FileImages(ImageSource):
     """Images in files, decoded with Pillow.
 
@@ -179,7 +186,7 @@ class FileImages(ImageSource):
         _warn_skipped(name, bad, len(paths))
         self.paths = [Path(paths[i]) for i in good]
         base = Path(root) if root is not None else None
-        self.keys = [str(p.relative_to(base) if base else p) for p in self.paths]
+        self.keys = [_key(p, base) for p in self.paths]
         self.labels = [int(labels[i]) for i in good] if labels is not None else None
 
     @property

@@ -95,6 +95,9 @@ def test_text_list_and_jsonl_manifest(folder: Path) -> None:
     rows = [{"path": "dog/d.webp", "label": 2}, {"path": str(folder / "cat" / "a.PNG"), "label": 0}]
     man.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert image_manifest(man).labels == [2, 0]
+    outside = _png(folder.parent / "elsewhere" / "z.png", 60)
+    lst.write_text(f"{outside}\t5\ncat/a.PNG\t3\n")
+    assert image_list(lst).keys == [outside.as_posix(), "cat/a.PNG"]
     man.write_text('{"path": "cat/a.PNG"}\n{"path": "dog/c.JPG", "label": 1}\n')
     with pytest.raises(UserError, match="every entry has a label or none"):
         image_manifest(man)
