@@ -119,6 +119,10 @@ def _short(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:200]
 
 
+#: Pillow modes read as one grey channel (16-bit and 32-bit integer ones rescaled to 8 bits).
+_GREY_MODES = ("1", "L", "LA", "F", "I", "I;16", "I;16B", "I;16L")
+
+
 def _pil_to_array(img: Any) -> np.ndarray:
     """A Pillow image as ``(H, W, 1)`` or ``(H, W, 3)`` uint8."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -178,7 +182,7 @@ class FileImages(ImageSource):
             try:
                 with Image.open(p) as img:
                     (img.load if check == "decode" else img.verify)()
-                    self._colour |= img.mode not in ("1", "L", "LA", "F", "I", "I;16", "I;16B")
+                    self._colour |= img.mode not in _GREY_MODES
             except Exception as e:  # Pillow raises many types for bad files
                 bad.append((str(p), _short(e) or "not a readable image"))
                 continue
