@@ -14,8 +14,11 @@ def main() -> None:
     try:
         from audiotok.cli import main as cli_main
     except KeyboardInterrupt:
+        import os
+
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.stderr.flush()
+        os._exit(130)  # not sys.exit: see audiotok.cli._exit_interrupted
     cli_main()
 
 

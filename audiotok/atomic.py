@@ -3,15 +3,17 @@
 Every file the CLI writes goes through :func:`create_temp` and :func:`commit`:
 
 * the data goes to a temporary file beside the destination, named
-  ``.<name>.audiotok-tmp-<pid>-<random>`` so that it is hidden, obviously safe to delete, and
-  never matched by folder scans or globs for ``.wav`` / ``.npy`` (see :func:`is_temp`);
+  ``.<name>.audiotok-tmp-<host>-<pid>-<random>`` so that it is hidden, obviously safe to
+  delete, and never matched by folder scans or globs for ``.wav`` / ``.npy`` (see
+  :func:`is_temp`);
 * it is created with ``O_EXCL`` and mode ``0o666``, so the umask applies as it does for any
   Unix tool (``mkstemp`` would make it ``0600``);
 * without ``force`` it is hard-linked to the destination, which fails if the destination
   exists, so of two processes writing the same output at once exactly one succeeds (a
   check-then-rename would let both "succeed"); with ``force`` it is renamed over it;
 * a temporary file left by a killed process (``kill -9``) is removed by the next write to
-  the same destination once its process is gone (:func:`clean_stale`).
+  the same destination from the same machine once that process is gone
+  (:func:`clean_stale`; ``<host>`` keeps a shared folder's other machines out of it).
 
 :func:`describe_os_error` turns ``OSError`` into the project's words (``disk full``,
 ``permission denied``, ...) for ``error: <file>: <problem>`` lines.
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from audiotok.errors import UserError
@@ -40,6 +44,8 @@ __all__ = [
 
 #: Part of every temporary file's name; scans skip names that contain it.
 TEMP_MARK = ".audiotok-tmp-"
+#: This machine in temporary names: a short hash of the host name.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 _WORDS = {
     errno.ENOSPC: "disk full (no space left on device)",
@@ -96,8 +102,10 @@ def clean_stale(dest: str | os.PathLike) -> None:
     d = Path(dest)
     pattern = str(d.parent / f".{glob.escape(d.name)}{TEMP_MARK}*")
     for name in glob.glob(pattern):
-        pid_text = name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+        host, pid, *_ = name.rsplit(TEMP_MARK, 1)[1].split("-") + ["", ""]
+        if host != HOST_TAG or not pid.isdigit():
+            continue
+        if int(pid) != os.getpid() and not _alive(int(pid)):
             Path(name).unlink(missing_ok=True)
 
 
@@ -133,7 +141,7 @@ def create_temp(dest: str | os.PathLike) -> tuple[int, Path]:
     d = Path(dest)
     clean_stale(d)
     while True:
-        tmp = d.parent / f".{d.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = d.parent / f".{d.name}{TEMP_MARK}{HOST_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except FileExistsError:

@@ -24,6 +24,17 @@ from audiotok.errors import UserError
 
 T = TypeVar("T")
 
+#: Set by the console script's SIGINT handler: a library may turn the KeyboardInterrupt into
+#: another exception (one raised inside an import it triggers, say), and this tells them apart.
+_interrupted = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 app = typer.Typer(
     name="audiotok",
     help="Turn audio into discrete tokens and back.",
@@ -162,7 +173,7 @@ def _check_out(out: Path, count: int, single: frozenset[str], other: frozenset[s
         kind = ", ".join(sorted(single))
         raise UserError(f"{out}: -o names a {ext} file; this command writes {kind} files")
     if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: -o must be a folder, and this exists and is not a folder")
+        raise UserError(f"{out}: exists and is not a folder (-o takes a folder here)")
     return False
 
 
@@ -212,23 +223,28 @@ def _each_file(
                         dest,
                         lambda done, total, t=task: bar.update(t, completed=done, total=total),
                     )
-            except UserError as exc:
+            except Exception as exc:
+                if _interrupted:  # Ctrl-C, disguised by the code it interrupted
+                    raise KeyboardInterrupt from None
                 failed += 1
-                typer.echo(f"error: {exc}", err=True)
-            except OSError as exc:  # disk full, permission denied, ...: the project's words
-                failed += 1
-                typer.echo(f"error: {_os_error_line(exc, src)}", err=True)
-            except MemoryError:
-                failed += 1
-                typer.echo(f"error: {src}: out of memory", err=True)
-            except Exception as exc:  # a bug or an odd file: still one line, and go on
-                failed += 1
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                typer.echo(f"error: {src}: {type(exc).__name__}: {msg}", err=True)
+                typer.echo(f"error: {_error_line(exc, src)}", err=True)
             finally:
                 bar.remove_task(task)
                 bar.advance(files)
     return failed
+
+
+def _error_line(exc: Exception, src: Path) -> str:
+    """One line for a failed file: ours, an OS error in our words, or the exception's name."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, OSError):  # disk full, permission denied, ...
+        return _os_error_line(exc, src)
+    if isinstance(exc, MemoryError):
+        return f"{src}: out of memory"
+    # a bug or an odd file: still one line, and the batch goes on
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{src}: {type(exc).__name__}: {msg}"
 
 
 @app.command()
@@ -551,15 +567,43 @@ def export_command(
     typer.echo(str(run_or_exit(_run)))
 
 
+def _exit_interrupted() -> None:
+    """Exit 130 now. Not ``sys.exit``: CPython (3.11) remembers an interrupt that hit code
+    run by ``exec`` (dataclasses, typing, ...) even once handled, and would end the process
+    by SIGINT (status -2) instead of 130. Everything worth cleaning up (temporary files) was
+    removed by the ``except``/``finally`` blocks the interrupt went through."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(130)
+
+
 def main() -> None:
     """Entry point of the ``audiotok`` console script (see also :mod:`audiotok.__main__`).
 
     Ctrl-C anywhere exits 130 without a traceback (typer turns an interrupt inside a command
     into exit code 130; this catches the rest), and warnings are one line each.
     """
+    import signal
+
     warnings.showwarning = _show_warning
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         app()
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        _exit_interrupted()
+    except SystemExit as exc:
+        if _interrupted and exc.code == 130:
+            _exit_interrupted()
+        raise
+    except Exception:
+        if not _interrupted:
+            raise
+        typer.echo("interrupted", err=True)
+        _exit_interrupted()
