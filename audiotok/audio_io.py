@@ -208,9 +208,11 @@ class AudioReader:
         self.header_frames = max(self.file_frames, _wav_claimed_frames(self.path) or 0)
         self.sample_rate = int(sample_rate or self.file_sample_rate)
         self.channels = int(channels or self.file_channels)
-        # fewer input frames per block when upsampling, so a block's output stays bounded
+        # fewer input frames per block when upsampling or for many channels, so that a block
+        # (in and out) stays near block_frames stereo frames whatever the header says
         ratio = max(1.0, self.sample_rate / self.file_sample_rate)
-        self.block_frames = max(256, int(block_frames / ratio))
+        wide = max(1.0, self.file_channels / 2)
+        self.block_frames = max(64, int(block_frames / ratio / wide))
         self.frames_read = 0
 
     def expected_frames(self) -> int:

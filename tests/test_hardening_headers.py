@@ -188,6 +188,16 @@ def test_upsampling_blocks_stay_bounded(tmp_path: Path) -> None:
     assert abs(sum(sizes) - 20_000 * 48) <= 48
 
 
+def test_many_channels_stay_bounded(tmp_path: Path) -> None:
+    from audiotok.audio_io import AudioReader
+
+    sf.write(tmp_path / "a.wav", np.zeros((5000, 64), np.float32), 8000, subtype="PCM_16")
+    with AudioReader(tmp_path / "a.wav", 8000, 1, block_frames=4096) as reader:
+        assert reader.block_frames * 64 <= 2 * 4096
+        total = sum(b.shape[-1] for b in reader.blocks())
+    assert total == 5000
+
+
 def test_truncated_audio_warns_with_both_counts(tmp_path: Path, model: str) -> None:
     sf.write(tmp_path / "full.wav", _noise(10_000), 8000, subtype="PCM_16")
     data = (tmp_path / "full.wav").read_bytes()
