@@ -158,6 +158,8 @@ def _check_out(out: Path, count: int, single: frozenset[str], other: frozenset[s
     and an existing ``out`` that is not a folder: ``-o`` never makes a folder named like a
     file, nor writes into ``/dev/null``.
     """
+    if str(out) == "-":
+        raise UserError("-o -: writing to standard output is not supported; give a file or folder")
     ext = out.suffix.lower()
     if ext in single:
         if count > 1:

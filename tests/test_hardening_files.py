@@ -264,7 +264,7 @@ def test_a_folder_or_device_in_the_way(tmp_path: Path, model: str) -> None:
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-def test_out_named_like_a_file(tmp_path: Path, model: str) -> None:
+def test_out_named_like_a_file(tmp_path: Path, model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("a", "b"):
         sf.write(tmp_path / f"{name}.wav", _noise(300), 8000)
     two = [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
@@ -284,6 +284,9 @@ def test_out_named_like_a_file(tmp_path: Path, model: str) -> None:
     )
     _one_line_error(code, err, tmp_path / "y.npy", "writes")
     assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.npy").exists()
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run("encode", two[0], "-m", model, "-o", "-")
+    assert code == 1 and err.startswith("error: -o -: ") and not (tmp_path / "-").exists()
 
 
 # ---- interfaces -----------------------------------------------------------------------------
