@@ -26,6 +26,7 @@ decoding of random weights costs the same as of trained ones.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -195,11 +196,12 @@ def main(argv: list[str] | None = None) -> None:
         ("generate, KV cache (audiotok)", gen_times[0], steps, args.new * k),
         ("generate, no cache (audiotok)", gen_times[1], steps, args.new * k),
         ("generate, KV cache (GPT-2, transformers)", gen_times[2], steps, None),
-        ("train step, fwd+bwd+AdamW (audiotok)", train_times[0], positions, positions * k),
+        ("train step, fwd+bwd+AdamW (audiotok)", train_times[0], positions, train_codes.numel()),
         ("train step, fwd+bwd+AdamW (GPT-2)", train_times[1], positions, None),
     ]
     print(
-        f"\ngeneration: prompt {args.context} frames, {args.new} new frames = {steps} steps; "
+        f"\nload average {os.getloadavg()[0]:.1f}; generation: prompt {args.context} frames, "
+        f"{args.new} new frames = {steps} steps; "
         f"training: batch {args.train_batch} x {args.train_frames} frames; "
         f"medians of {args.repeats}\n"
     )

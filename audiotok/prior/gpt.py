@@ -15,11 +15,12 @@ for unconditional and classifier-free-guided generation, dropped to with probabi
 ``class_dropout`` in training). Blocks are pre-norm, attention is
 ``F.scaled_dot_product_attention`` with RoPE (arXiv:2104.09864); see layers.py.
 
-Typical use::
+The pattern is part of the config (a model is trained for one layout), so ``loss``, ``score``
+and ``generate`` take and return raw codes ``(B, K, T)``, never step grids. Typical use::
 
     cfg = GPTConfig(num_codebooks=8, codebook_size=1024, pattern=delay(8), block_size=1024)
     prior = GPT(cfg)
-    loss, per_codebook = prior.loss(codes)          # codes: (B, K, T), T + 7 < block_size
+    loss, per_codebook = prior.loss(codes)          # codes: (B, K, T), T + 7 <= block_size
     new = prior.generate(num_frames=750, prompt=codes[..., :225], temperature=0.9, top_k=250)
     prior.save_pretrained("my_prior/"); prior = load_prior("my_prior/")
 """

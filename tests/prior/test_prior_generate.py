@@ -151,3 +151,16 @@ def test_top_k_one_is_greedy_and_bad_prompts_raise() -> None:
         model.generate(2, prompt=_prompt(3) + V)
     with pytest.raises(ValueError, match=r"\(3, T0\)"):
         model.generate(2, prompt=torch.zeros(1, 2, 3, dtype=torch.long))
+
+
+def test_guided_ragged_batch_equals_each_alone_and_uncached() -> None:
+    model = tiny_gpt(PATTERNS["coarse_first_delay"], num_classes=2, block_size=24)
+    prompts = [_prompt(t, seed=t)[0] for t in (1, 6)]
+    labels = torch.tensor([1, 0])
+    kwargs = {"temperature": 0.0, "cfg_scale": 2.5}
+    batch = model.generate(5, prompt=prompts, class_labels=labels, **kwargs)
+    plain = model.generate(5, prompt=prompts, class_labels=labels, use_cache=False, **kwargs)
+    assert torch.equal(batch, plain)
+    for i, p in enumerate(prompts):
+        alone = model.generate(5, prompt=p[None], class_labels=labels[i : i + 1], **kwargs)
+        assert torch.equal(batch[i], alone[0])
