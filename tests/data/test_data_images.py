@@ -284,3 +284,26 @@ def test_open_image_source_picks_the_reader(tmp_path: Path, folder: Path) -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean folder warns nothing
         image_folder(folder)
+
+
+def test_header_check_and_a_file_that_vanishes(folder: Path) -> None:
+    src = image_folder(folder, check="header")
+    assert len(src) == 5
+    (folder / "cat" / "a.PNG").unlink()
+    with pytest.raises(UserError, match="cannot read image .*a.PNG"):
+        src.load(0)
+    with pytest.raises(ValueError, match="check must be"):
+        image_folder(folder, check="full")
+
+
+def test_array_dtypes_and_ranges() -> None:
+    masks = ArrayImages(np.array([[[True, False]]]))
+    assert masks.load(0)[..., 0].tolist() == [[255, 0]]
+    wide = ArrayImages(np.array([[[0, 255]]], dtype=np.int32), labels=np.array([4]))
+    assert wide.load(0).dtype == np.uint8 and wide.labels == [4]
+    with pytest.raises(UserError, match=r"\[0, 255\]"):
+        ArrayImages(np.array([[[0, 256]]], dtype=np.int32))
+    with pytest.raises(UserError, match="2 integer labels"):
+        ArrayImages(np.zeros((2, 2, 2), np.uint8), labels=np.array([0.5, 1.0]))
+    with pytest.raises(UserError, match="channels"):
+        ArrayImages(np.zeros((2, 5, 6, 7), np.uint8))
