@@ -308,7 +308,7 @@ def test_bitrate_is_kbps_on_the_ladder(tmp_path: Path, model: str) -> None:
     assert code == 1 and "valid bitrates: 4, 8, 12 kbps" in err and not (tmp_path / "r").exists()
 
 
-def test_eval_exits_nonzero_when_files_fail(tmp_path: Path, model: str) -> None:
+def test_eval_exits_nonzero_when_files_fail(tmp_path: Path, model: str, umask022: None) -> None:
     sf.write(tmp_path / "good.wav", _noise(1600), 8000)
     (tmp_path / "bad.wav").write_text("not audio")
     code, _, err = run(
@@ -320,6 +320,7 @@ def test_eval_exits_nonzero_when_files_fail(tmp_path: Path, model: str) -> None:
     assert (tmp_path / "r" / "report.json").is_file()  # the good file is still reported
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert len(report["files"]) == 1 and len(report["failed"]) == 1
+    assert _mode(tmp_path / "r" / "report.json") == _mode(tmp_path / "r" / "report.md") == 0o644
 
 
 def test_ctrl_c_in_a_batch_exits_130_and_stops(
