@@ -55,7 +55,7 @@ _WORDS = {
     errno.EROFS: "read-only file system",
     errno.EISDIR: "is a directory",
     errno.ENOTDIR: "a parent of this path is a file, not a folder",
-    errno.ENOENT: "folder does not exist",
+    errno.ENOENT: "no such file or folder",
     errno.ENAMETOOLONG: "file name too long",
     errno.EEXIST: "already exists",
     errno.EIO: "input/output error",
