@@ -619,7 +619,10 @@ def _as_array(x: Any, what: str, *, floating: bool) -> np.ndarray:
         x = x.detach().cpu()
         x = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
         x = x.numpy()
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested lists, odd objects
+        raise UserError(f"expected {what} as an array, got {type(x).__name__} ({e})") from None
     if floating and arr.dtype.kind != "f":
         raise UserError(f"expected float {what}, got dtype {arr.dtype}")
     if not floating and arr.dtype.kind not in "ui":

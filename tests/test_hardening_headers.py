@@ -273,6 +273,14 @@ def test_api_accepts_numpy_integers(tok: AudioTokenizer) -> None:
     assert torch.equal(tok.encode(wav, 16000.0), ref)
 
 
+@pytest.mark.parametrize("wav", [[[0.0, 0.1], [0.2]], "audio", None, {"a": 1}])
+def test_api_bad_inputs_are_user_errors(tok: AudioTokenizer, wav: object) -> None:
+    with pytest.raises(UserError):
+        tok.encode(wav)
+    with pytest.raises(UserError):
+        tok.decode(wav)
+
+
 def test_decode_without_length_gives_every_frame(tok: AudioTokenizer) -> None:
     # 1003 samples -> ceil(1003 / 8) = 126 frames; without a length: 126 * 8 = 1008 samples
     codes = tok.encode(_noise(1003).T)
