@@ -737,14 +737,20 @@ class ImageDataset(Dataset):
     Args:
         source: an :class:`ImageSource` or a path for :func:`open_image_source`.
         channels: 1 (grey, ITU-R 601 luma) or 3; ``None`` keeps the source's.
-        size: ``(H, W)`` or one int: resize (bicubic) so the image covers it, then centre
-            crop; ``None`` keeps each image's size (batches then need equal sizes).
+        size: ``(H, W)`` or one int; ``None`` keeps each image's size (batches then need
+            equal sizes).
+        crop: how ``size`` is reached: ``"center"`` resizes (bicubic) so the image just
+            covers it, then crops the centre; ``"random"`` crops at a random place at the
+            native scale (images smaller than ``size`` are first resized to cover it), for
+            training on crops of large images.
+        flip: mirror left-right with probability 1/2 (training augmentation).
         split: ``"train"``, ``"val"`` or ``"all"``; by :func:`split_of` on the source keys.
         val_fraction: share of keys in ``"val"``.
         seed: changes which keys are held out.
 
     ``dataset[i]`` is ``(image, label)``: ``image (C, H, W)`` float32 ``= uint8 / 127.5 - 1``
-    and ``label`` an int, ``-1`` when the source has no labels.
+    and ``label`` an int, ``-1`` when the source has no labels. Random crops and flips draw
+    from torch's global generator (seeded per worker by ``DataLoader``).
 
     Raises:
         UserError: when the split is empty.
@@ -756,6 +762,8 @@ class ImageDataset(Dataset):
         *,
         channels: int | None = None,
         size: int | tuple[int, int] | None = None,
+        crop: str = "center",
+        flip: bool = False,
         split: str = "all",
         val_fraction: float = 0.1,
         seed: int = 0,
@@ -764,11 +772,14 @@ class ImageDataset(Dataset):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
         if not 0.0 <= val_fraction <= 1.0:
             raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
+        if crop not in ("center", "random"):
+            raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
         self.source = source if isinstance(source, ImageSource) else open_image_source(source)
         self.channels = int(channels or self.source.channels)
         self.size = (size, size) if isinstance(size, int) else size
+        self.crop, self.flip = crop, bool(flip)
         keys = self.source.keys
         self.indices = [
             i
@@ -803,21 +814,28 @@ class ImageDataset(Dataset):
             else:
                 a = np.repeat(a, 3, axis=2)
         if self.size is not None and a.shape[:2] != tuple(self.size):
-            a = _resize_crop(a, self.size)
+            a = _resize_crop(a, self.size, random=self.crop == "random")
+        if self.flip and bool(torch.rand(()) < 0.5):
+            a = a[:, ::-1]
         x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float() / 127.5 - 1.0
         labels = self.source.labels
         return x, (labels[i] if labels is not None else -1)
 
 
-def _resize_crop(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resize_crop(a: np.ndarray, size: tuple[int, int], *, random: bool) -> np.ndarray:
     from PIL import Image
 
     h, w = a.shape[:2]
     th, tw = size
-    scale = max(th / h, tw / w)
-    nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
-    img = Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
-    out = np.asarray(img.resize((nw, nh), Image.Resampling.BICUBIC))
-    top, left = (nh - th) // 2, (nw - tw) // 2
+    out = a[..., 0] if a.shape[2] == 1 else a
+    if not random or h < th or w < tw:
+        scale = max(th / h, tw / w)
+        nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
+        out = np.asarray(Image.fromarray(out).resize((nw, nh), Image.Resampling.BICUBIC))
+    nh, nw = out.shape[:2]
+    if random:
+        top, left = (int(torch.randint(0, n - t + 1, ())) for n, t in ((nh, th), (nw, tw)))
+    else:
+        top, left = (nh - th) // 2, (nw - tw) // 2
     out = out[top : top + th, left : left + tw]
     return out[..., None] if out.ndim == 2 else out

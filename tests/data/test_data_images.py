@@ -307,3 +307,24 @@ def test_array_dtypes_and_ranges() -> None:
         ArrayImages(np.zeros((2, 2, 2), np.uint8), labels=np.array([0.5, 1.0]))
     with pytest.raises(UserError, match="channels"):
         ArrayImages(np.zeros((2, 5, 6, 7), np.uint8))
+
+
+def test_random_crops_and_flips_at_native_scale() -> None:
+    ramp = np.tile(np.arange(16, dtype=np.uint8) * 10, (12, 1))  # columns 0, 10, ..., 150
+    src = ArrayImages(ramp[None])
+    torch.manual_seed(0)
+    crops = ImageDataset(src, size=(4, 5), crop="random")
+    firsts = set()
+    for _ in range(20):
+        x, _ = crops[0]
+        cols = ((x[0, 0] + 1) * 127.5).round().tolist()
+        assert x.shape == (1, 4, 5) and np.diff(cols).tolist() == [10] * 4  # not resized
+        firsts.add(cols[0])
+    assert len(firsts) > 3  # the crop moves
+    flips = ImageDataset(src, flip=True)
+    seen = {round(float(flips[0][0][0, 0, 0]) * 127.5 + 127.5) for _ in range(20)}
+    assert seen == {0, 150}  # the first column, or the last one mirrored
+    small = ImageDataset(ArrayImages(np.zeros((1, 2, 3), np.uint8)), size=4, crop="random")
+    assert small[0][0].shape == (1, 4, 4)
+    with pytest.raises(ValueError, match="crop must be"):
+        ImageDataset(src, crop="middle")
