@@ -332,7 +332,10 @@ class AudioTokenizer:
         x = x[None, None] if x.ndim == 1 else x[None] if x.ndim == 2 else x
         if x.ndim != 3 or x.shape[-1] < 1 or x.shape[0] < 1 or x.shape[1] < 1:
             raise UserError(f"expected audio (T,), (C, T) or (B, C, T), got shape {x.shape}")
-        lens = [x.shape[-1]] * x.shape[0] if lengths is None else [int(n) for n in lengths]
+        try:
+            lens = [x.shape[-1]] * x.shape[0] if lengths is None else [_whole(n) for n in lengths]
+        except TypeError:
+            raise UserError(f"lengths must be ints, one per item, got {lengths!r}") from None
         if len(lens) != x.shape[0] or not all(1 <= n <= x.shape[-1] for n in lens):
             raise UserError(f"lengths {lens} do not fit audio of shape {tuple(x.shape)}")
         sources = []
@@ -530,12 +533,19 @@ class AudioTokenizer:
         if c.shape[0] != 1:
             raise UserError(f"decode_to_file takes one item, got a batch of {c.shape[0]}")
         out_rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
-        out_channels = self.channels if channels is None else int(channels)
-        if isinstance(channels, bool) or not 1 <= out_channels <= 64:
-            raise UserError(f"channels must be in 1..64, got {channels!r}")
+        out_channels = self.channels if channels is None else channels
+        if isinstance(out_channels, bool) or not isinstance(out_channels, int | np.integer):
+            raise UserError(f"channels must be an int in 1..64, got {channels!r}")
+        if not 1 <= out_channels <= 64:
+            raise UserError(f"channels must be an int in 1..64, got {channels!r}")
+        out_channels = int(out_channels)
         model_len = c.shape[-1] * self.hop_length
         most = math.ceil((model_len + self.hop_length) * out_rate / self.sample_rate)
-        if length is not None and (isinstance(length, bool) or not 1 <= int(length) <= most):
+        if length is not None and (
+            isinstance(length, bool)
+            or not isinstance(length, int | np.integer)
+            or not 1 <= length <= most
+        ):
             raise UserError(
                 f"length {length} does not fit {c.shape[-1]} code frames ({most} samples at "
                 f"{out_rate} Hz at most)"
