@@ -58,6 +58,7 @@ EXPORT_FILES = (CONFIG_NAME, WEIGHTS_NAME)
 #: Largest integer accepted anywhere in a ``config.json`` model config (and at most 4096
 #: codebooks), checked before anything is built.
 MAX_CONFIG_INT = 1 << 24
+_MAX_CONFIG_BYTES = 1 << 20
 #: Where the bundled default tokenizer lives (``audiotok.load("default")``).
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
 
@@ -161,10 +162,16 @@ def read_pretrained_info(directory: str | os.PathLike) -> PretrainedInfo:
     path = d / CONFIG_NAME
     if not path.is_file():
         raise UserError(f"{path}: missing (not an exported audiotok model)")
+    if path.stat().st_size > _MAX_CONFIG_BYTES:
+        raise UserError(f"{path}: corrupt config (larger than {_MAX_CONFIG_BYTES} bytes)")
     try:
         raw = json.loads(path.read_text())
+    except RecursionError:
+        raise UserError(f"{path}: corrupt config (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: corrupt config ({e})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({describe_os_error(e)})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
         raise UserError(f"{path}: corrupt config (expected an object with a 'config' object)")
     family = raw.get("family")

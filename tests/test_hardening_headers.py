@@ -250,6 +250,24 @@ def test_absurd_config_fails_before_allocating(
     assert err.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"config": {}, "pad": "' + "x" * (2 << 20) + '"}', "larger than"),
+    ],
+)
+def test_crafted_config_json_is_one_line(tmp_path: Path, model: str, text: str, words: str) -> None:
+    dest = tmp_path / "m"
+    dest.mkdir()
+    (dest / "config.json").write_text(text)
+    (dest / "model.safetensors").write_bytes((Path(model) / "model.safetensors").read_bytes())
+    with pytest.raises(UserError, match=words):
+        hub.load(dest)
+    code, _, err = run("info", str(dest))
+    assert code == 1 and err.startswith(f"error: {dest / 'config.json'}: corrupt config")
+
+
 # ---- the Python API -----------------------------------------------------------------------
 
 
