@@ -1,8 +1,10 @@
 """Optimisers and learning-rate schedules: AdamW, linear warm-up, then cosine or constant.
 
-The schedule is a small picklable callable (not a lambda) so that ``LambdaLR.state_dict``
-stores its plain attributes and a checkpoint stays loadable with ``weights_only=True``.
-Cosine decay follows SGDR (arXiv:1608.03983) without restarts, from ``lr`` down to
+The learning rate is a pure function of the step: :class:`StepLR` sets
+``base_lr * schedule(step)`` on the optimiser and its checkpoint state is the step alone, so a
+resumed run can take the recipe's schedule, learning rate and betas (a longer run, a
+fine-tuning phase) through one public method instead of patching a ``LambdaLR``'s private
+fields. Cosine decay follows SGDR (arXiv:1608.03983) without restarts, from ``lr`` down to
 ``lr * min_lr_ratio`` at ``max_steps``.
 """
 
@@ -13,9 +15,8 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["WarmupSchedule", "build_optimizer"]
+__all__ = ["WarmupSchedule", "StepLR", "build_optimizer"]
 
 
 class WarmupSchedule:
@@ -53,6 +54,57 @@ class WarmupSchedule:
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 
 
+class StepLR:
+    """``lr = base_lr * schedule(step)`` on every param group of ``optimizer``.
+
+    Args:
+        optimizer: the optimiser whose learning rate is driven.
+        schedule: the multiplier per step.
+        base_lr: the recipe's learning rate.
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, schedule: WarmupSchedule, base_lr: float
+    ) -> None:
+        self.optimizer, self.schedule, self.base_lr = optimizer, schedule, float(base_lr)
+        self.last_step = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        lr = self.base_lr * self.schedule(self.last_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        """Advance one optimiser step."""
+        self.last_step += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rate of each param group."""
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def retune(
+        self, schedule: WarmupSchedule, base_lr: float, betas: tuple[float, float] | None = None
+    ) -> None:
+        """Take another schedule, learning rate and (Adam) betas from this step on."""
+        self.schedule, self.base_lr = schedule, float(base_lr)
+        if betas is not None:
+            for group in self.optimizer.param_groups:
+                group["betas"] = tuple(float(b) for b in betas)
+        self._apply()
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"step": n}``: the schedule itself comes from the recipe."""
+        return {"step": self.last_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`; also reads a ``LambdaLR`` state (``last_epoch``), the
+        format of checkpoints written before this class existed."""
+        self.last_step = int(state["step"] if "step" in state else state["last_epoch"])
+        self._apply()
+
+
 def build_optimizer(
     params: Iterable[nn.Parameter],
     *,
@@ -60,8 +112,8 @@ def build_optimizer(
     betas: tuple[float, float],
     weight_decay: float,
     schedule: WarmupSchedule,
-) -> tuple[torch.optim.AdamW, LambdaLR]:
-    """AdamW over ``params`` (those with ``requires_grad``) and its ``LambdaLR`` schedule."""
+) -> tuple[torch.optim.AdamW, StepLR]:
+    """AdamW over ``params`` (those with ``requires_grad``) and its :class:`StepLR`."""
     trainable = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, betas=betas, weight_decay=weight_decay)
-    return optimizer, LambdaLR(optimizer, schedule)
+    return optimizer, StepLR(optimizer, schedule, lr)

@@ -1,9 +1,9 @@
 """The training loop behind ``audiotok train``: one loop for single-process and DDP runs.
 
 Per step: the task's generator step (forward, losses, backward), gradient clipping, an AdamW
-step and a ``LambdaLR`` step (linear warm-up then cosine), then, once adversarial training
+step and a learning-rate step (linear warm-up then cosine or constant), then, once adversarial training
 has started, the discriminator's step with its own optimiser and schedule. bf16 autocast is
-used on CUDA only (quantizers run in fp32 by themselves).
+used on CUDA, and on CPUs with native bf16 (quantizers run in fp32 by themselves).
 
 Reproducibility: the data order is a function of the seed (a
 :class:`~audiotok.training.sampler.ResumableSampler` seeded with ``seed + epoch``, the
@@ -230,11 +230,9 @@ class Trainer:
         # betas (e.g. a longer --max-steps, or a fine-tuning phase at a lower lr); with the
         # same recipe every value below equals the saved one, so resume stays exact
         o, dcfg = self.cfg.optim, self.cfg.discriminator
-        _retune(self.opt_g, self.sched_g, self._schedule(), o.lr, o.betas)
-        if self.opt_d is not None and self.sched_d is not None:
-            _retune(
-                self.opt_d,
-                self.sched_d,
+        self.sched_g.retune(self._schedule(), o.lr, o.betas)
+        if self.sched_d is not None:
+            self.sched_d.retune(
                 self._schedule(dcfg.start_step),
                 dcfg.lr if dcfg.lr is not None else o.lr,
                 dcfg.betas if dcfg.betas is not None else o.betas,
@@ -530,21 +528,3 @@ def train_recipe(
         )
     target: bool | str | os.PathLike = resume_from if resume_from is not None else resume
     return train(config, resume=target)
-
-
-def _retune(
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    schedule: WarmupSchedule,
-    lr: float,
-    betas: tuple[float, float],
-) -> None:
-    """Apply the recipe's schedule, base lr and betas to a restored optimiser/scheduler pair."""
-    scheduler.lr_lambdas[0].__dict__.update(vars(schedule))
-    scheduler.base_lrs = [float(lr)] * len(optimizer.param_groups)
-    factor = schedule(scheduler.last_epoch)
-    for group in optimizer.param_groups:
-        group["initial_lr"] = float(lr)
-        group["lr"] = float(lr) * factor
-        group["betas"] = tuple(float(b) for b in betas)
-    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]

@@ -154,7 +154,25 @@ def test_resume_from_takes_the_recipes_lr_and_betas(
         group = state[key]["param_groups"][0]
         assert group["lr"] == pytest.approx(lr), key  # constant schedule after warm-up
         assert tuple(group["betas"]) == pytest.approx(betas), key
-    assert state["scheduler"]["base_lrs"] == [pytest.approx(2.5e-4)]
+    # the schedule's state is the step alone: lr, schedule and betas come from the recipe
+    assert state["scheduler"] == {"step": 5}
+
+
+def test_step_lr_reads_old_lambda_lr_checkpoints() -> None:
+    # checkpoints written before StepLR (the bundled default's kept one) hold a LambdaLR state
+    from audiotok.training.optim import StepLR, WarmupSchedule
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
+    sched = StepLR(opt, WarmupSchedule(10, 100, "cosine", 0.1), 1e-3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)  # warm-up step 0: 1/10
+    sched.load_state_dict({"last_epoch": 50, "base_lrs": [1e-3], "_step_count": 51})
+    assert sched.last_step == 50
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * WarmupSchedule(10, 100)(50))
+    sched.retune(WarmupSchedule(0, 100, "constant"), 5e-4, (0.5, 0.9))
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert opt.param_groups[0]["betas"] == (0.5, 0.9)
+    sched.step()
+    assert sched.state_dict() == {"step": 51}
 
 
 def test_tiny_debug_recipe_resumes_exactly_on_synthetic_data(tmp_path: Path) -> None:
