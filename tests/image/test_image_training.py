@@ -31,13 +31,13 @@ def test_tiny_vqvae_learns_digits_and_uses_many_codes() -> None:
         )
     )
 
-    def test_mse() -> float:
+    def held_out_mse() -> float:
         model.eval()
         with torch.no_grad():
             return F.mse_loss(model(test).image, test).item()
 
     model.train()(train[:256])  # k-means init on a first batch
-    before = test_mse()
+    before = held_out_mse()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(100):
@@ -48,7 +48,7 @@ def test_tiny_vqvae_learns_digits_and_uses_many_codes() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = test_mse()
+    after = held_out_mse()
     assert after < 0.5 * before, (before, after)
     model.eval()
     codes = model.encode(test)
