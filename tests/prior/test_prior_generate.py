@@ -164,3 +164,29 @@ def test_guided_ragged_batch_equals_each_alone_and_uncached() -> None:
     for i, p in enumerate(prompts):
         alone = model.generate(5, prompt=p[None], class_labels=labels[i : i + 1], **kwargs)
         assert torch.equal(batch[i], alone[0])
+
+
+def test_after_a_slide_the_context_is_the_start_token_and_recent_steps(monkeypatch) -> None:
+    # parallel pattern: one step per frame. block_size 16, so the cache holds the start token
+    # + 15 steps; feeding step 15 slides to the last 3 * 16 // 4 - 1 = 11 steps (5..15), so
+    # frame 16's logits are those a fresh call computes from frames 5..15 alone
+    model = tiny_gpt(PATTERNS["parallel"], block_size=16)
+    seen: list[torch.Tensor] = []
+    real_sample = gen.sample
+
+    def recording_sample(logits, **kwargs):
+        seen.append(logits.clone())
+        return real_sample(logits, **kwargs)
+
+    monkeypatch.setattr(gen, "sample", recording_sample)
+    prompt = _prompt(5)
+    frames = torch.cat([prompt, model.generate(15, prompt=prompt, temperature=0.0)], dim=2)
+    logits = {5 + i: x for i, x in enumerate(seen)}  # frame -> the logits it was drawn from
+    for frame, context in (
+        (15, frames[..., :15]),
+        (16, frames[..., 5:16]),
+        (17, frames[..., 5:17]),
+    ):
+        seen.clear()
+        model.generate(1, prompt=context, temperature=0.0)
+        torch.testing.assert_close(logits[frame], seen[0], atol=1e-5, rtol=1e-5)

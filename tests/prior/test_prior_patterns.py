@@ -113,6 +113,8 @@ def test_lm_layout_of_a_delay_pattern() -> None:
         (1, 5, "EMPTY 22"),
         (3, 5, "codebook 1: expected 10..19"),
         (0, 99, "LM token 99"),
+        (2, 10, "codebook 0: expected 0..9"),  # codebook 1's first code in a codebook-0 slot
+        (3, 20, "codebook 1: expected 10..19"),  # BOS in a code slot
     ],
 )
 def test_lm_tokens_out_of_range_raise(position: int, value: int, message: str) -> None:
