@@ -67,6 +67,8 @@ SAMPLE_RATE_RANGE = (1000, 384_000)
 #: Most audio channels accepted in a token file's metadata.
 MAX_CHANNELS = 64
 _MAX_NPY_HEADER = 4096
+#: Most codes a token file may hold (days of audio; a bigger array is not a token file).
+MAX_CODES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -258,16 +260,16 @@ def write_codes(
     return commit(tmp, p, force=force)
 
 
-def _parse_npy(p: Path, data: bytes, what: str) -> tuple[np.ndarray, int]:
-    """The array stored in ``.npy`` bytes, and the offset where its data ends."""
-    f = io.BytesIO(data)
+def _npy_header(p: Path, head: bytes, what: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, data offset)`` from the first bytes of a ``.npy``."""
+    f = io.BytesIO(head)
     try:
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f"unsupported .npy version {version}")
         # a crafted header can be megabytes of nested tuples (numpy parses it recursively)
         fmt = "<H" if version == (1, 0) else "<I"
-        (hlen,) = struct.unpack(fmt, data[8 : 8 + struct.calcsize(fmt)])
+        (hlen,) = struct.unpack(fmt, head[8 : 8 + struct.calcsize(fmt)])
         if hlen > _MAX_NPY_HEADER:
             raise ValueError(f"header of {hlen} bytes")
         if version == (1, 0):
@@ -276,28 +278,48 @@ def _parse_npy(p: Path, data: bytes, what: str) -> tuple[np.ndarray, int]:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     except Exception as e:  # ValueError, SyntaxError, RecursionError, struct.error ...
         raise UserError(f"{p}: not a valid {what} ({e})") from None
-    if dtype.hasobject:
+    if dtype.hasobject or dtype.kind not in "ui" and what != "metadata":
         raise UserError(f"{p}: expected integer codes, got dtype {dtype}")
+    if math.prod(shape) > MAX_CODES:
+        raise UserError(f"{p}: {math.prod(shape)} codes; a token file holds at most {MAX_CODES}")
+    return shape, fortran, dtype, f.tell()
+
+
+def _parse_npy(p: Path, data: bytes, what: str) -> np.ndarray:
+    """The array stored in ``.npy`` bytes (a member of an ``.npz``)."""
+    shape, fortran, dtype, offset = _npy_header(p, data[: _MAX_NPY_HEADER + 16], what)
     count = math.prod(shape)
-    end = f.tell() + count * dtype.itemsize
-    if end > len(data):
-        raise UserError(f"{p}: token file is truncated ({len(data)} of {end} bytes)")
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=f.tell())
-    return arr.reshape(shape, order="F" if fortran else "C").copy(), end
+    if offset + count * dtype.itemsize > len(data):
+        raise UserError(f"{p}: token file is truncated")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
-def _read_npy(p: Path, data: bytes) -> tuple[np.ndarray, CodesMeta | None]:
-    arr, end = _parse_npy(p, data, ".npy token file")
+def _read_npy(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        shape, fortran, dtype, offset = _npy_header(
+            p, f.read(_MAX_NPY_HEADER + 16), ".npy token file"
+        )
+        count = math.prod(shape)
+        end = offset + count * dtype.itemsize
+        if end > size:
+            raise UserError(f"{p}: token file is truncated ({size} of {end} bytes)")
+        if size - end > MAX_META_BYTES + _TAIL.size + len(MAGIC):  # before reading it all
+            raise UserError(
+                f"{p}: corrupt token file metadata ({size - end} trailing bytes; "
+                f"at most {MAX_META_BYTES})"
+            )
+        f.seek(offset)
+        data = f.read(end - offset)
+        tail = f.read()
+    arr = np.frombuffer(data, dtype=dtype, count=count)
+    arr = arr.reshape(shape, order="F" if fortran else "C").copy()
     meta = None
-    tail = data[end:]
     if tail:
         if len(tail) < _TAIL.size + len(MAGIC) or not tail.endswith(MAGIC):
             raise UserError(f"{p}: corrupt token file ({len(tail)} unexpected trailing bytes)")
         (n,) = _TAIL.unpack(tail[-len(MAGIC) - _TAIL.size : -len(MAGIC)])
-        if n > MAX_META_BYTES:
-            raise UserError(
-                f"{p}: corrupt token file metadata ({n} bytes; at most {MAX_META_BYTES})"
-            )
         if n != len(tail) - _TAIL.size - len(MAGIC):
             raise UserError(f"{p}: corrupt token file metadata (bad length)")
         meta = _parse_meta(p, tail[:n])
@@ -330,16 +352,16 @@ def _read_npz(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
                     raise UserError(f"{p}: corrupt .npz token file ({name} claims too much data)")
             data = z.read("codes.npy")
             meta_data = z.read("meta.npy") if "meta.npy" in infos else None
-    except UserError:
+    except (UserError, PermissionError):
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as e:
         raise UserError(f"{p}: not a valid .npz token file ({e})") from None
-    arr, _ = _parse_npy(p, data, ".npz token file")
+    arr = _parse_npy(p, data, ".npz token file")
     meta = None
     if meta_data is not None:
         if len(meta_data) > MAX_META_BYTES * 4 + _MAX_NPY_HEADER:  # UTF-32 in .npy
             raise UserError(f"{p}: corrupt token file metadata (more than {MAX_META_BYTES} bytes)")
-        meta_arr, _ = _parse_npy(p, meta_data, ".npz token file")
+        meta_arr = _parse_npy(p, meta_data, "metadata")
         if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
             raise UserError(f"{p}: corrupt token file metadata (expected a JSON string)")
         meta = _parse_meta(p, str(meta_arr))
@@ -375,13 +397,12 @@ def read_codes(
     if p.stat().st_size == 0:
         raise UserError(f"{p}: file is empty (0 bytes)")
     try:
-        data = p.read_bytes()
+        if p.suffix.lower() == ".npz" or zipfile.is_zipfile(p):
+            arr, meta = _read_npz(p)
+        else:
+            arr, meta = _read_npy(p)
     except OSError as e:
         raise UserError(f"{p}: cannot read ({describe_os_error(e)})") from None
-    if p.suffix.lower() == ".npz" or zipfile.is_zipfile(io.BytesIO(data)):
-        arr, meta = _read_npz(p)
-    else:
-        arr, meta = _read_npy(p, data)
     _check_codes(arr, str(p), meta.codebook_size if meta is not None else None)
     if meta is not None and arr.shape[0] != meta.num_codebooks:
         raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")

@@ -391,8 +391,6 @@ def test_real_sigint_exits_130_without_traceback(tmp_path: Path, model: str) -> 
 def test_unreadable_inputs_say_why(
     tmp_path: Path, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pathlib import Path as RealPath
-
     sf.write(tmp_path / "a.wav", _noise(300), 8000)
     assert run("encode", str(tmp_path / "a.wav"), "-m", model)[0] == 0
 
@@ -404,6 +402,11 @@ def test_unreadable_inputs_say_why(
         code, _, err = run("encode", str(tmp_path / "a.wav"), "-m", model, "--force")
     _one_line_error(code, err, tmp_path / "a.wav", "cannot read (permission denied)")
     with monkeypatch.context() as m:
-        m.setattr(RealPath, "read_bytes", denied)
+        m.setattr("audiotok.codes.open", denied, raising=False)
         code, _, err = run("decode", str(tmp_path / "a.npy"), "-m", model)
     _one_line_error(code, err, tmp_path / "a.npy", "cannot read (permission denied)")
+    assert run("encode", str(tmp_path / "a.wav"), "-m", model, "-f", "npz")[0] == 0
+    with monkeypatch.context() as m:
+        m.setattr("audiotok.codes.zipfile.ZipFile", denied)
+        code, _, err = run("decode", str(tmp_path / "a.npz"), "-m", model)
+    _one_line_error(code, err, tmp_path / "a.npz", "cannot read (permission denied)")

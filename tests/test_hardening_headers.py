@@ -133,7 +133,7 @@ def test_crafted_npz_cannot_allocate(tmp_path: Path) -> None:
     raw += buf.getvalue() + b"\0" * 12
     with zipfile.ZipFile(tmp_path / "a.npz", "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("codes.npy", bytes(raw))
-    with pytest.raises(UserError, match="truncated|not a valid"):
+    with pytest.raises(UserError, match="a token file holds at most"):
         read_codes(tmp_path / "a.npz")
 
 
