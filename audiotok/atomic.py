@@ -106,7 +106,10 @@ def clean_stale(dest: str | os.PathLike) -> None:
         if host != HOST_TAG or not pid.isdigit():
             continue
         if int(pid) != os.getpid() and not _alive(int(pid)):
-            Path(name).unlink(missing_ok=True)
+            try:
+                Path(name).unlink(missing_ok=True)
+            except OSError:  # another user's file in a shared folder: theirs to remove
+                pass
 
 
 def check_destination(dest: str | os.PathLike, force: bool) -> Path:
