@@ -288,6 +288,8 @@ def encode(
     single = out_dir is not None and run_or_exit(
         lambda: _check_out(out_dir, len(found), _TOKEN_SUFFIXES, AUDIO_EXTENSIONS)
     )
+    if single and fmt == "npz" and out_dir.suffix.lower() != ".npz":  # type: ignore[union-attr]
+        run_or_exit(lambda: _raise(UserError(f"{out_dir}: --format npz needs a .npz file name")))
     jobs = [
         (src, out_dir if single else ((out_dir / rel) if out_dir else src).with_suffix("." + fmt))
         for src, rel in found
