@@ -18,6 +18,8 @@ from torch import nn
 from audiotok.audio.soundstream import SoundStream
 from audiotok.audio.vqvae import AudioVQVAE
 from audiotok.errors import UserError
+from audiotok.image.vqvae import ImageVQVAE
+from audiotok.image.vqvae2 import ImageVQVAE2
 
 __all__ = ["MODEL_FAMILIES", "register_family", "family_class", "build_model", "model_id_for"]
 
@@ -25,6 +27,8 @@ __all__ = ["MODEL_FAMILIES", "register_family", "family_class", "build_model", "
 MODEL_FAMILIES: dict[str, type[nn.Module]] = {
     "soundstream": SoundStream,
     "audio_vqvae": AudioVQVAE,
+    "image_vqvae": ImageVQVAE,
+    "image_vqvae2": ImageVQVAE2,
 }
 
 

@@ -33,13 +33,7 @@ from audiotok.image.vqvae import (
 from audiotok.image.vqvae2 import ImageVQVAE2, ImageVQVAE2Config, VQVAE2Codes
 
 #: The image model families by name, for the hub/trainer registry.
-IMAGE_FAMILIES: dict[str, type[ImageCodec]] = {
-    ImageVQVAE.family: ImageVQVAE,
-    ImageVQVAE2.family: ImageVQVAE2,
-}
-
 __all__ = [
-    "IMAGE_FAMILIES",
     "QUANTIZER_PRESETS",
     "GANWarmup",
     "ImageCodec",
