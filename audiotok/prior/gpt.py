@@ -221,27 +221,46 @@ class GPT(nn.Module):
         drop = torch.rand(batch, device=class_labels.device) < self.config.class_dropout
         return torch.where(drop, torch.full_like(class_labels, self.null_class), class_labels)
 
-    def per_codebook_nll(self, codes: Tensor, class_labels: Tensor | None = None) -> Tensor:
-        """Mean negative log-likelihood (nats) of each codebook: ``codes: (B, K, T)`` -> ``(K,)``.
+    def nll_sums(
+        self, codes: Tensor, class_labels: Tensor | None = None, count_from: int = 0
+    ) -> tuple[Tensor, Tensor]:
+        """Summed negative log-likelihood (nats) and code counts per codebook.
 
-        Only slots holding a code count: delay edges and layout padding are out of the loss.
+        Args:
+            codes: ``(B, K, T)`` in ``0..V-1``, ``T + delay <= block_size`` steps.
+            class_labels: ``(B,)`` or None; dropped to the null class as in :meth:`loss`.
+            count_from: count only the codes of frames ``>= count_from`` (the rest is context).
+
+        Returns:
+            ``(K,)`` NLL sums and ``(K,)`` counts. Only slots holding a code count: delay edges
+            and layout padding are never part of the loss.
         """
-        if codes.numel() and (
-            int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size
-        ):
-            raise ValueError(f"codes must be in 0..{self.config.codebook_size - 1}")
-        if codes.shape[-1] == 0:
+        b, k, t = codes.shape
+        if t == 0:
             raise ValueError("codes have no frames")
-        seq, mask = self.config.pattern.build(codes)  # (B, K, S), (K, S)
-        hidden = self.hidden_states(seq, self._drop_classes(class_labels, codes.shape[0]))
+        if int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size:
+            raise ValueError(f"codes must be in 0..{self.config.codebook_size - 1}")
+        pattern = self.config.pattern
+        seq, mask = pattern.build(codes)  # (B, K, S), (K, S)
+        if count_from:
+            frame = torch.arange(t, device=codes.device).expand(1, k, t)
+            mask = mask & (pattern.build(frame)[0][0] >= count_from)
+        hidden = self.hidden_states(seq, self._drop_classes(class_labels, b))  # (B, S, D)
         # each head only where its codebook has codes: a flatten grid has one code per step,
         # so this is K times less head work and memory than logits for every slot
-        weight = self.head.weight.view(self.config.num_codebooks, self.config.codebook_size, -1)
-        nll = [
-            F.cross_entropy((hidden[:, m] @ w.T).flatten(0, 1).float(), seq[:, k, m].flatten())
-            for k, (m, w) in enumerate(zip(mask, weight, strict=True))
+        weight = self.head.weight.view(k, self.config.codebook_size, -1)
+        sums = [
+            F.cross_entropy(
+                (hidden[:, m] @ w.T).flatten(0, 1).float(), seq[:, i, m].flatten(), reduction="sum"
+            )
+            for i, (m, w) in enumerate(zip(mask, weight, strict=True))
         ]
-        return torch.stack(nll)
+        return torch.stack(sums), mask.sum(dim=1) * b
+
+    def per_codebook_nll(self, codes: Tensor, class_labels: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood (nats) of each codebook: ``codes: (B, K, T)`` -> ``(K,)``."""
+        sums, counts = self.nll_sums(codes, class_labels)
+        return sums / counts
 
     def loss(self, codes: Tensor, class_labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Training loss of ``codes: (B, K, T)`` under the config's pattern.
@@ -259,23 +278,46 @@ class GPT(nn.Module):
         per_codebook = self.per_codebook_nll(codes, class_labels)
         return per_codebook.mean(), per_codebook.detach()
 
+    @property
+    def context_frames(self) -> int:
+        """The most frames whose steps fit in the trained context (``block_size``)."""
+        pattern = self.config.pattern
+        first = pattern.num_steps(1)
+        return max(0, (self.config.block_size - first) // pattern.steps_per_frame + 1)
+
     @torch.no_grad()
     def score(
         self, codes: Tensor, class_labels: Tensor | None = None, frame_rate: float = 75.0
     ) -> dict[str, Any]:
-        """Bits of ``codes: (B, K, T)`` under the prior (eval mode, no grad).
+        """Bits of ``codes: (B, K, T)`` under the prior (eval mode, no grad), any T.
+
+        Codes longer than :attr:`context_frames` (W) are scored in windows of W frames
+        advancing by W // 2, each window counting only the frames the previous one did not
+        reach, so every code after the first window is predicted from at least W // 2 frames
+        of context (the strided-perplexity recipe of Hugging Face's perplexity guide).
 
         Returns:
             ``bits_per_codebook`` (list of K floats), ``bits_per_frame`` (their sum),
             ``kbps`` (bits per frame x ``frame_rate`` / 1000), ``raw_kbps`` (K log2 V x
             frame rate / 1000, the uncompressed rate) and ``num_frames`` (B T).
         """
+        t, window = codes.shape[-1], self.context_frames
+        if t == 0 or window == 0:
+            raise ValueError("codes have no frames" if t == 0 else "the context holds no frame")
+        stride = max(1, window // 2)
         was_training = self.training
         self.eval()
         try:
-            bits = self.per_codebook_nll(codes, class_labels) / math.log(2)
+            sums = counts = 0
+            begin, done = 0, 0
+            while done < t:
+                end = min(begin + window, t)
+                s, c = self.nll_sums(codes[..., begin:end], class_labels, count_from=done - begin)
+                sums, counts, done = sums + s, counts + c, end
+                begin += stride
         finally:
             self.train(was_training)
+        bits = sums / counts / math.log(2)
         k, v = self.config.num_codebooks, self.config.codebook_size
         per_frame = float(bits.sum())
         return {
@@ -283,7 +325,7 @@ class GPT(nn.Module):
             "bits_per_frame": per_frame,
             "kbps": per_frame * frame_rate / 1000,
             "raw_kbps": k * math.log2(v) * frame_rate / 1000,
-            "num_frames": int(codes.shape[0] * codes.shape[2]),
+            "num_frames": int(codes.shape[0] * t),
         }
 
     # -- generation and export --------------------------------------------------------------

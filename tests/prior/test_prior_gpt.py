@@ -171,3 +171,39 @@ def test_cross_entropy_matches_torch_on_flatten() -> None:
     picked = logits[0, k_of_step, torch.arange(seq.shape[2])]  # (S, V)
     targets = seq[0, k_of_step, torch.arange(seq.shape[2])]
     torch.testing.assert_close(F.cross_entropy(picked, targets), model.loss(codes)[0])
+
+
+def test_context_frames_is_the_longest_fitting_clip(pattern: Pattern) -> None:
+    model = tiny_gpt(pattern, block_size=23)
+    w = model.context_frames
+    assert pattern.num_steps(w) <= 23 < pattern.num_steps(w + 1)
+
+
+def test_count_from_counts_only_later_frames(pattern: Pattern) -> None:
+    model = tiny_gpt(pattern)
+    codes = torch.randint(0, V, (2, K, 6))
+    sums, counts = model.nll_sums(codes)
+    later, later_counts = model.nll_sums(codes, count_from=4)
+    assert counts.tolist() == [12] * K and later_counts.tolist() == [4] * K
+    assert bool((later < sums).all())
+
+
+def test_long_codes_are_scored_in_strided_windows(pattern: Pattern) -> None:
+    model = tiny_gpt(pattern, block_size=20)
+    w = model.context_frames
+    t = 2 * w + 3
+    codes = torch.randint(0, V, (2, K, t))
+    report = model.score(codes)
+    assert report["num_frames"] == 2 * t
+    # manual: windows [0, w), [s, s + w), [2s, ...), each counting the frames not yet counted
+    stride, sums, counts, done, begin = max(1, w // 2), 0, 0, 0, 0
+    while done < t:
+        end = min(begin + w, t)
+        s, c = model.nll_sums(codes[..., begin:end], count_from=done - begin)
+        sums, counts, done, begin = sums + s, counts + c, end, begin + stride
+    assert counts.tolist() == [2 * t] * K
+    expected = (sums / counts / math.log(2)).tolist()
+    assert report["bits_per_codebook"] == pytest.approx(expected, rel=1e-5)
+    short = codes[..., :w]  # one window: the plain mean
+    plain = (model.per_codebook_nll(short) / math.log(2)).tolist()
+    assert model.score(short)["bits_per_codebook"] == pytest.approx(plain, rel=1e-5)
