@@ -152,9 +152,12 @@ class GPT(nn.Module):
 
         Slots holding :data:`~audiotok.prior.patterns.EMPTY_CODE` (any negative) add nothing.
         """
-        present = (seq >= 0)[..., None]  # (B, K, L, 1)
-        ids = seq.clamp(min=0) + self.offsets
-        return (self.tok_emb(ids) * present).sum(dim=1)
+        b, k, length = seq.shape
+        ids = (seq.clamp(min=0) + self.offsets).transpose(1, 2).reshape(b * length, k)
+        present = (seq >= 0).transpose(1, 2).reshape(b * length, k).to(self.tok_emb.weight.dtype)
+        # one bag of K codes per step: no (B, K, L, D) intermediate
+        out = F.embedding_bag(ids, self.tok_emb.weight, mode="sum", per_sample_weights=present)
+        return out.view(b, length, self.tok_emb.embedding_dim)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """K heads: ``hidden: (B, L, D)`` -> ``(B, K, L, V)``."""

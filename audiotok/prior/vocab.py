@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -101,6 +102,16 @@ class LMVocab:
             "layout": "id = offset + k * codebook_size + code; specials after the codes",
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LMVocab:
+        """The vocabulary of :meth:`to_dict`; derived fields must agree (ValueError if not)."""
+        vocab = cls(int(d["num_codebooks"]), int(d["codebook_size"]), int(d.get("offset", 0)))
+        expected = vocab.to_dict()
+        wrong = sorted(key for key in d if key not in expected or d[key] != expected[key])
+        if wrong:
+            raise ValueError(f"LM vocabulary fields unknown or inconsistent: {', '.join(wrong)}")
+        return vocab
+
 
 def _check_pair(pattern: Pattern, vocab: LMVocab) -> None:
     if pattern.num_codebooks != vocab.num_codebooks:
@@ -109,15 +120,40 @@ def _check_pair(pattern: Pattern, vocab: LMVocab) -> None:
         )
 
 
+def _as_tensor(x: Tensor | np.ndarray, name: str) -> Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must be integer, got {t.dtype}")
+    return t.long()
+
+
 def to_lm_tokens(
-    codes: Tensor, pattern: Pattern, vocab: LMVocab, *, bos: bool = True, eos: bool = True
-) -> Tensor:
-    """LM ids of ``codes: (B, K, T)`` laid out by ``pattern``: ``(B, L)`` long.
+    codes: Tensor | np.ndarray,
+    pattern: Pattern,
+    vocab: LMVocab,
+    *,
+    bos: bool = True,
+    eos: bool = True,
+) -> Tensor | np.ndarray:
+    """LM ids of ``codes`` laid out by ``pattern``.
+
+    Args:
+        codes: ``(B, K, T)`` or ``(K, T)`` (one token file), torch or numpy, integer.
+        pattern, vocab: the layout and the ids.
+        bos, eos: add BOS first / EOS last.
+
+    Returns:
+        ``(B, L)`` or ``(L,)`` int64 ids, numpy if ``codes`` was numpy.
 
     Raises:
         ValueError: a code outside ``0..V-1`` or a pattern/vocab mismatch.
     """
     _check_pair(pattern, vocab)
+    as_numpy = isinstance(codes, np.ndarray)
+    codes = _as_tensor(codes, "codes")
+    if codes.dim() == 2:
+        out = to_lm_tokens(codes[None], pattern, vocab, bos=bos, eos=eos)[0]
+        return out.numpy() if as_numpy else out
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= vocab.codebook_size):
         raise ValueError(
             f"codes must be in 0..{vocab.codebook_size - 1}, "
@@ -133,7 +169,8 @@ def to_lm_tokens(
         parts.insert(0, out.new_full((out.shape[0], 1), vocab.bos))
     if eos:
         parts.append(out.new_full((out.shape[0], 1), vocab.eos))
-    return torch.cat(parts, dim=1)
+    out = torch.cat(parts, dim=1)
+    return out.numpy() if as_numpy else out
 
 
 def _strip(tokens: Tensor, position: int, token_id: int, name: str) -> Tensor:
@@ -147,24 +184,28 @@ def _strip(tokens: Tensor, position: int, token_id: int, name: str) -> Tensor:
     return tokens
 
 
-def from_lm_tokens(tokens: Tensor, pattern: Pattern, vocab: LMVocab) -> Tensor:
+def from_lm_tokens(
+    tokens: Tensor | np.ndarray, pattern: Pattern, vocab: LMVocab
+) -> Tensor | np.ndarray:
     """Codes ``(B, K, T)`` of LM ids ``tokens: (B, L)`` (or ``(L,)`` -> ``(K, T)``).
 
     A leading BOS and a trailing EOS are optional. Every other id must be a code of the
-    codebook its slot belongs to, or EMPTY exactly where the pattern has no code.
+    codebook its slot belongs to, or EMPTY exactly where the pattern has no code. Numpy in,
+    numpy (int64) out.
 
     Raises:
         ValueError: naming the first wrong id, its position and what was expected there.
     """
     _check_pair(pattern, vocab)
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise ValueError(f"LM tokens must be integer, got {tokens.dtype}")
+    if isinstance(tokens, np.ndarray):
+        return from_lm_tokens(_as_tensor(tokens, "LM tokens"), pattern, vocab).numpy()
+    tokens = _as_tensor(tokens, "LM tokens")
     single = tokens.dim() == 1
     if single:
         tokens = tokens[None]
     if tokens.dim() != 2:
         raise ValueError(f"LM tokens must be (B, L) or (L,), got {tuple(tokens.shape)}")
-    tokens = _strip(_strip(tokens.long(), 0, vocab.bos, "BOS"), -1, vocab.eos, "EOS")
+    tokens = _strip(_strip(tokens, 0, vocab.bos, "BOS"), -1, vocab.eos, "EOS")
     b, length = tokens.shape
     k = vocab.num_codebooks
     extra = int(pattern.slots(pattern.num_steps(1)).sum()) - k  # EMPTY slots, any T >= 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -149,3 +152,17 @@ def test_pattern_validation_and_dict_round_trip() -> None:
         delay(3).revert(torch.zeros(1, 3, 2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(B, 3, T\)"):
         delay(3).build(torch.zeros(1, 2, 4, dtype=torch.long))
+
+
+def test_numpy_token_files_and_vocab_dict_round_trip() -> None:
+    vocab = LMVocab(3, 16, offset=32000)
+    codes = np.random.default_rng(0).integers(0, 16, (3, 5), dtype=np.uint16)  # a (K, T) file
+    tokens = to_lm_tokens(codes, delay(3), vocab)
+    assert isinstance(tokens, np.ndarray) and tokens.dtype == np.int64 and tokens.ndim == 1
+    back = from_lm_tokens(tokens, delay(3), vocab)
+    assert isinstance(back, np.ndarray) and np.array_equal(back, codes)
+    assert LMVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+    with pytest.raises(ValueError, match="bos"):
+        LMVocab.from_dict({**vocab.to_dict(), "bos": 0})
+    with pytest.raises(ValueError, match="integer"):
+        to_lm_tokens(codes.astype(np.float32), delay(3), vocab)
