@@ -125,11 +125,10 @@ class MaskedPrior(nn.Module):
                 f"{n} positions exceed max_positions - 1 = {self.config.max_positions - 1}"
             )
         v = self.config.codebook_size
-        ids = torch.where(tokens < 0, v, tokens) + self.offsets
-        x = torch.cat(
-            [self.class_emb(self._labels(class_labels, b))[:, None], self.tok_emb(ids).sum(dim=1)],
-            dim=1,
-        )  # (B, N + 1, D)
+        ids = (torch.where(tokens < 0, v, tokens) + self.offsets).transpose(1, 2)  # (B, N, K)
+        codes = F.embedding_bag(ids.reshape(b * n, k), self.tok_emb.weight, mode="sum")
+        start = self.class_emb(self._labels(class_labels, b))[:, None]
+        x = torch.cat([start, codes.view(b, n, self.config.dim)], dim=1)  # (B, N + 1, D)
         hidden = self.transformer(self.drop(x), torch.arange(n + 1, device=x.device))
         return self.head(hidden[:, 1:]).view(b, n, k, v).transpose(1, 2)
 
@@ -137,32 +136,56 @@ class MaskedPrior(nn.Module):
         self,
         codes: Tensor,
         class_labels: Tensor | None = None,
+        *,
+        per_codebook: bool = False,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """MaskGIT training loss of ``codes: (B, K, ...)``.
+        """Masked-prediction training loss of ``codes: (B, K, ...)``.
+
+        Args:
+            codes: integer codes in ``0..V-1``.
+            class_labels: ``(B,)`` or None; replaced by the null class with probability
+                ``class_dropout`` in training (CFG).
+            per_codebook: False (MaskGIT): mask ``ceil(cos(pi u / 2) K N)`` random slots of the
+                whole grid. True (SoundStorm): draw a codebook l per item, keep codebooks
+                < l, mask all codebooks > l and ``ceil(cos(pi u / 2) N)`` random positions of
+                codebook l, and count only those; trains for ``fill(per_codebook=True)``.
+            generator: source of the masking randomness (seed it for reproducible steps).
 
         Returns:
-            loss: mean cross-entropy (nats) over the masked slots.
-            per_codebook: ``(K,)`` detached mean cross-entropy of each codebook's masked slots
-                (0 where a codebook had none masked).
+            loss: mean cross-entropy (nats) over the counted slots.
+            per_codebook: ``(K,)`` detached mean cross-entropy of each codebook's counted
+                slots (0 where a codebook had none).
         """
         b, k = codes.shape[:2]
         flat = codes.reshape(b, k, -1).long()  # (B, K, N)
-        n_slots = flat.shape[1] * flat.shape[2]
+        n = flat.shape[2]
         dev = flat.device
-        ratio = torch.cos(math.pi / 2 * torch.rand(b, generator=generator).to(dev))
-        n_mask = (ratio * n_slots).ceil().clamp(1, n_slots)  # (B,)
-        rank = torch.rand(b, n_slots, generator=generator).to(dev).argsort(1).argsort(1)
-        masked = (rank < n_mask[:, None]).view_as(flat)
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(shape, generator=generator).to(dev)
+
+        ratio = torch.cos(math.pi / 2 * rand(b))  # (B,) the cosine schedule of MaskGIT
+        if per_codebook:
+            level = (rand(b) * k).long().clamp(max=k - 1)[:, None, None]  # (B, 1, 1)
+            n_mask = (ratio * n).ceil().clamp(1, n)
+            in_level = (rand(b, n).argsort(1).argsort(1) < n_mask[:, None])[:, None]  # (B, 1, N)
+            rows = torch.arange(k, device=dev)[None, :, None]  # (1, K, 1)
+            counted = (rows == level) & in_level
+            masked = counted | (rows > level)
+        else:
+            n_mask = (ratio * k * n).ceil().clamp(1, k * n)
+            masked = (rand(b, k * n).argsort(1).argsort(1) < n_mask[:, None]).view_as(flat)
+            counted = masked
         labels = class_labels
         if labels is not None and self.training and self.config.class_dropout > 0:
-            drop = torch.rand(b, generator=generator).to(dev) < self.config.class_dropout
+            drop = rand(b) < self.config.class_dropout
             labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
         logits = self(torch.where(masked, MASK_CODE, flat), labels)
         nll = F.cross_entropy(logits.flatten(0, 2).float(), flat.flatten(), reduction="none")
-        nll = nll.view_as(flat) * masked
-        per_codebook = nll.sum(dim=(0, 2)) / masked.sum(dim=(0, 2)).clamp(min=1)
-        return nll.sum() / masked.sum(), per_codebook.detach()
+        nll = nll.view_as(flat) * counted
+        per_codebook_nll = nll.sum(dim=(0, 2)) / counted.sum(dim=(0, 2)).clamp(min=1)
+        return nll.sum() / counted.sum(), per_codebook_nll.detach()
 
     def _guided_logits(self, x: Tensor, labels: Tensor | None, cfg_scale: float) -> Tensor:
         if cfg_scale == 1.0:

@@ -107,3 +107,31 @@ def test_save_load_and_limits(tmp_path) -> None:
         MaskedConfig.from_dict({**model.config.to_dict(), "depth": 2})
     with pytest.raises(ValueError, match="-1"):
         model.fill(torch.full((1, K, 3), V))
+
+
+def test_soundstorm_loss_masks_one_level_and_everything_finer(monkeypatch) -> None:
+    model = MaskedPrior(
+        MaskedConfig(
+            num_codebooks=4, codebook_size=V, max_positions=64, num_layers=1, num_heads=2, dim=16
+        )
+    )
+    seen = []
+    real = MaskedPrior.forward
+
+    def spy(self, tokens, class_labels=None):
+        seen.append(tokens.clone())
+        return real(self, tokens, class_labels)
+
+    monkeypatch.setattr(MaskedPrior, "forward", spy)
+    codes = torch.randint(0, V, (16, 4, 10), generator=torch.Generator().manual_seed(0))
+    loss, per_codebook = model.loss(
+        codes, per_codebook=True, generator=torch.Generator().manual_seed(1)
+    )
+    levels = set()
+    for item in seen[0]:
+        masked = (item < 0).sum(dim=1).tolist()  # masked positions per codebook
+        level = next(i for i, m in enumerate(masked) if m > 0)
+        levels.add(level)
+        assert 1 <= masked[level] <= 10 and all(m == 10 for m in masked[level + 1 :])
+        assert all(m == 0 for m in masked[:level])
+    assert len(levels) > 1 and torch.isfinite(loss) and per_codebook.shape == (4,)
