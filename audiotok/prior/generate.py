@@ -16,8 +16,8 @@ Design decisions:
 * **Past the trained context: a sliding window.** When the next step would not fit in
   ``block_size`` positions, the cache is rebuilt from the start token followed by the last
   ``3/4 block_size`` steps (positions re-based to 0), then decoding continues; the class token
-  is therefore never lost. Batch == alone holds up to the first slide (after it, a padded item
-  keeps its left neighbour's window length, not its own).
+  is therefore never lost. Batch == alone holds until the first slide: a batch slides when
+  its longest item fills the context, an item alone when it does itself.
 * **Streaming.** ``callback(frame)`` receives each new frame ``(B, K)`` once, in order, as soon
   as its last code is sampled (for a delay pattern, K-1 steps after its first); the frames
   concatenated along time equal the returned codes.

@@ -2,13 +2,15 @@
 
 The same pre-norm RoPE blocks as the causal prior (layers.py) without the causal mask. Codes
 ``(B, K, *spatial)`` (audio ``(B, K, T)``, images ``(B, K, H, W)``) are flattened to N
-positions in raster order; each position's input is the sum of its K code embeddings, where
+positions in raster order (RoPE then sees 1-D distances: vertical neighbours of an image are
+W apart; a 2-D RoPE would be a refinement); each position's input is the sum of its K code embeddings, where
 a masked code has its own "MASK" row per codebook, and K heads predict every code, as in
 SoundStorm (Borsos et al., arXiv:2305.09636). Position 0 holds a class token (a null row for
 unconditional use and classifier-free guidance, like the GPT's start token).
 
 Training (:meth:`MaskedPrior.loss`, MaskGIT, Chang et al., arXiv:2202.04200): per item draw
-``u ~ U(0, 1)``, mask ``ceil(cos(pi u / 2) K N)`` random slots, cross-entropy on them only.
+``u ~ U(0, 1)``, mask ``ceil(cos(pi u / 2) K N)`` random slots, cross-entropy on them only;
+``per_codebook=True`` masks as SoundStorm does (one codebook partly, all finer ones fully).
 
 Decoding (:meth:`MaskedPrior.fill`): the slots holding ``-1`` are filled in ``steps``
 iterations; at iteration i every unknown slot is sampled, and the ``floor(U cos(pi i / 2n))``
