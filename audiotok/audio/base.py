@@ -65,6 +65,7 @@ class AudioCodec(nn.Module):
 
     family: ClassVar[str]
     config_class: ClassVar[type]
+    modality: ClassVar[str] = "audio"
     config: Any
     quantizer: Quantizer
 

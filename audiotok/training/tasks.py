@@ -36,6 +36,7 @@ from audiotok.audio.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
 )
+from audiotok.eval import metrics as eval_metrics
 from audiotok.training.balancer import Balancer
 from audiotok.training.config import LossConfig
 from audiotok.training.ddp import unwrap
@@ -311,6 +312,11 @@ class CodecTask:
             out = codec(batch)
         fake = out.audio.float()
         metrics = {"mel": float(self.mel(fake, batch)), "stft": float(self.stft(fake, batch))}
+        ref, est = batch.float().cpu(), fake.cpu()
+        metrics["si_sdr"] = float(eval_metrics.si_sdr(ref, est).mean())
+        metrics["mel_distance"] = float(
+            eval_metrics.mel_distance(ref, est, codec.sample_rate).mean()
+        )
         metrics["latent_pr"] = participation_ratio(latent.float().transpose(1, 2))
         k_all = codec.num_codebooks
         if k_all > 1 and codec.supports_partial_codebooks:

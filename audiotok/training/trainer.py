@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from torch.utils.data import DataLoader
 from audiotok.errors import UserError
 from audiotok.registry import build_model
 from audiotok.training import checkpoint as ckpt
+from audiotok.training.build import task_builder
 from audiotok.training.config import TrainConfig, load_config
 from audiotok.training.ddp import (
     DistInfo,
@@ -46,8 +46,7 @@ from audiotok.training.ddp import (
 from audiotok.training.logging import MetricsLogger, window_code_stats
 from audiotok.training.optim import WarmupSchedule, build_optimizer
 from audiotok.training.sampler import ResumableSampler
-from audiotok.training.tasks import CodecTask, Discriminators
-from audiotok.training.validation import run_validation
+from audiotok.training.validation import run_validation, to_device
 
 __all__ = ["TrainResult", "Trainer", "build_model", "train", "train_recipe"]
 
@@ -117,16 +116,12 @@ class Trainer:
         self.run_dir = Path(config.run_dir or "runs/default")
         state = self._resume_state(resume)
         _seed_all(config.seed)  # identical initial weights on every rank
+        self.builder = task_builder(config.model.family)
         model = build_model(config.model.family, config.model.config).to(self.device)
-        self.sample_rate, self.channels = model.sample_rate, model.channels
-        dcfg = config.discriminator
-        disc = None
-        if dcfg.enabled and (dcfg.msstft is not None or dcfg.mpd is not None):
-            try:
-                disc = Discriminators.build(dcfg.msstft, dcfg.mpd, model.channels)
-            except (ValueError, TypeError) as exc:
-                raise UserError(f"bad discriminator settings: {exc}") from None
+        disc = self.builder.build_discriminator(config, model)
+        if disc is not None:
             disc = disc.to(self.device)
+        dcfg = config.discriminator
         o = config.optim
         self.opt_g, self.sched_g = build_optimizer(
             model.parameters(),
@@ -150,18 +145,22 @@ class Trainer:
         self.model = wrap_ddp(model, self.dist, find_unused_parameters=True)
         self.disc = wrap_ddp(disc, self.dist) if disc is not None else None
         self.precision = self._precision()
-        crop = dcfg.segment_seconds
-        self.task = CodecTask(
-            self.model,
-            self.disc,
-            config.loss,
-            start_step=dcfg.start_step,
-            disc_segment=round(crop * self.sample_rate) if crop is not None else None,
-            autocast=self._autocast,
-        )
+        self.task = self.builder.build_task(config, self.model, self.disc, self._autocast)
         if state is not None:
             self.task.load_state_dict(state.get("task", {}))
-        self._build_data()
+        self.train_set, self.dev_set = self.builder.build_datasets(config, model, self.dist)
+        self.sampler = ResumableSampler(
+            len(self.train_set),
+            seed=config.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        if self.sampler.shard_size < config.data.batch_size:
+            raise UserError(
+                f"an epoch has {self.sampler.shard_size} examples per process, fewer than "
+                f"data.batch_size={config.data.batch_size} (add files or set "
+                "data.examples_per_epoch)"
+            )
         if state is not None:
             self._restore_rng(state)
         else:
@@ -248,60 +247,6 @@ class Trainer:
         else:  # a different world size cannot continue the same random streams
             _seed_all(self.cfg.seed + self.dist.rank + 7919 * self.step)
 
-    def _build_data(self) -> None:
-        from audiotok.data import build_audio_dataset
-
-        d = self.cfg.data
-        sr = d.sample_rate or self.sample_rate
-        ch = d.channels or self.channels
-        if sr != self.sample_rate or ch != self.channels:
-            raise UserError(
-                f"data is {sr} Hz / {ch} ch but the model is {self.sample_rate} Hz / "
-                f"{self.channels} ch (data.sample_rate / data.channels must match the model)"
-            )
-        if not d.train:
-            raise UserError(
-                "no training data: set data.train (folder, file list, manifest or synthetic)"
-            )
-        extra = {"num_examples": d.examples_per_epoch} if d.examples_per_epoch else {}
-        with warnings.catch_warnings():
-            if not self.dist.is_main:  # every rank checks the files, rank 0 reports them
-                warnings.simplefilter("ignore", RuntimeWarning)
-            self.train_set = build_audio_dataset(
-                d.train,
-                sr,
-                ch,
-                d.segment_seconds,
-                train=True,
-                preload=d.preload,
-                seed=self.cfg.seed,
-                loudness_db=d.loudness_db,
-                **extra,
-            )
-        self.sampler = ResumableSampler(
-            len(self.train_set),
-            seed=self.cfg.seed,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
-        if self.sampler.shard_size < d.batch_size:
-            raise UserError(
-                f"an epoch has {self.sampler.shard_size} examples per process, fewer than "
-                f"data.batch_size={d.batch_size} (add files or set data.examples_per_epoch)"
-            )
-        self.dev_set = None
-        v = self.cfg.validation
-        if d.dev and v.every > 0 and self.dist.is_main:
-            self.dev_set = build_audio_dataset(
-                d.dev,
-                sr,
-                ch,
-                v.segment_seconds or d.segment_seconds,
-                train=False,
-                loudness_db=d.loudness_db,
-                max_files=v.num_batches * d.batch_size,
-            )
-
     def _loader(self) -> DataLoader:
         d = self.cfg.data
         self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * d.batch_size)
@@ -327,7 +272,7 @@ class Trainer:
 
     def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """One generator (+ discriminator) update on ``batch: (B, C, T)``; returns metrics."""
-        batch = batch.to(self.device, non_blocking=True)
+        batch = to_device(batch, self.device)
         self.model.train()
         if self.disc is not None:
             self.disc.train()
@@ -411,7 +356,7 @@ class Trainer:
         window: dict[str, Any] = {}
         n_window, t_window, last = 0, time.perf_counter(), {}
         saved_at = self.step
-        audio_per_step = cfg.data.batch_size * self.dist.world_size * cfg.data.segment_seconds
+        per_step = {k: v * self.dist.world_size for k, v in self.builder.throughput(cfg).items()}
         try:
             while self.step < end:
                 for batch in self._loader():
@@ -425,7 +370,8 @@ class Trainer:
                         last = self._summarise(window, n_window)
                         last["lr"] = self.sched_g.get_last_lr()[0]
                         last["steps_per_s"] = n_window / elapsed
-                        last["audio_s_per_s"] = n_window * audio_per_step / elapsed
+                        for unit, amount in per_step.items():
+                            last[f"{unit}_per_s"] = n_window * amount / elapsed
                         last["epoch"] = self.epoch
                         logger.log(self.step, "train", last)
                         keys = ("total", "mel", "disc", "bitrate", "usage")
@@ -473,6 +419,9 @@ class Trainer:
                     num_audio_samples=self.cfg.validation.num_audio_samples,
                     out_dir=self.run_dir / "samples" / f"step_{self.step}",
                     device=self.device,
+                    write_samples=lambda out, refs, recs: self.builder.write_samples(
+                        out, refs, recs, unwrap(self.model)
+                    ),
                 )
             finally:
                 ckpt.set_rng_state(saved)
