@@ -276,6 +276,8 @@ def test_out_named_like_a_file(tmp_path: Path, model: str, monkeypatch: pytest.M
     # one input and a token file name: that file
     code, _, _ = run("encode", two[0], "-m", model, "-o", str(tmp_path / "one.npz"))
     assert code == 0 and read_codes(tmp_path / "one.npz")[1] is not None
+    code, _, err = run("encode", two[0], "-m", model, "-o", str(tmp_path / "z.npy"), "-f", "npz")
+    _one_line_error(code, err, tmp_path / "z.npy", "--format npz needs a .npz")
     assert run("encode", *two, "-m", model, "-o", str(tmp_path / "tok"))[0] == 0
     code, _, err = run("decode", str(tmp_path / "tok"), "-m", model, "-o", str(tmp_path / "x.wav"))
     _one_line_error(code, err, tmp_path / "x.wav", "2 inputs")
