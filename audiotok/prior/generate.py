@@ -63,6 +63,7 @@ class _Decoder:
         self,
         model: nn.Module,
         grid: Tensor,
+        present: Tensor,
         pads: Tensor,
         start: Tensor,
         *,
@@ -72,6 +73,7 @@ class _Decoder:
         use_cache: bool,
     ) -> None:
         self.model, self.grid, self.start, self.copies = model, grid, start, copies
+        self.present = present  # (K, S) which codebooks each aligned step holds
         self.pads, self.capacity, self.keep = pads.repeat(copies), capacity, keep
         rows = start.shape[0]
         self.cache = model.transformer.new_cache(rows, capacity, start) if use_cache else None
@@ -105,7 +107,7 @@ class _Decoder:
             self.cache.reset()
         positions = (index - self.first[:, None]).clamp(min=0)
         hidden = self.model.transform(x, positions, cache=self.cache, attn_mask=mask)
-        return self.model.logits(hidden[:, -1:])[:, :, -1]  # heads on the last position only
+        return self._heads(hidden[:, -1], upto)  # heads on the last position only
 
     def feed(self, s: int) -> Tensor:
         """Append step ``s`` (sliding the window if full); logits of step ``s + 1``."""
@@ -117,9 +119,25 @@ class _Decoder:
         self.valid[:, j] = True
         mask = self.valid[:, None, None, : j + 1] if self.padded else None
         positions = (j - self.first).clamp(min=0)[:, None]
-        return self.model.run(self._embed(s, s + 1), positions, cache=self.cache, attn_mask=mask)[
-            :, :, -1
-        ]
+        hidden = self.model.transform(
+            self._embed(s, s + 1), positions, cache=self.cache, attn_mask=mask
+        )
+        return self._heads(hidden[:, -1], s + 1)
+
+    def _heads(self, hidden: Tensor, s: int) -> Tensor:
+        """Logits ``(rows, K, V)`` of step ``s`` from ``hidden: (rows, D)``.
+
+        Only the heads of the codebooks that step ``s`` holds are computed (one of K for
+        flatten); the other rows are zeros and their draws are discarded.
+        """
+        if s >= self.grid.shape[2] or bool(self.present[:, s].all()):
+            return self.model.logits(hidden[:, None])[:, :, 0]
+        need = self.present[:, s]
+        k = need.shape[0]
+        weight = self.model.head.weight.view(k, -1, hidden.shape[-1])[need]  # (K', V, D)
+        logits = hidden.new_zeros(hidden.shape[0], k, weight.shape[1])
+        logits[:, need] = torch.einsum("rd,kvd->rkv", hidden, weight)
+        return logits
 
 
 @torch.no_grad()
@@ -200,6 +218,7 @@ def generate(
     decoder = _Decoder(
         model,
         grid,
+        present.any(dim=0),
         pads,
         model.start_embedding(labels, 2 * batch if guided else batch),
         copies=2 if guided else 1,

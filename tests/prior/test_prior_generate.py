@@ -190,3 +190,19 @@ def test_after_a_slide_the_context_is_the_start_token_and_recent_steps(monkeypat
         seen.clear()
         model.generate(1, prompt=context, temperature=0.0)
         torch.testing.assert_close(logits[frame], seen[0], atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_generation_matches_a_naive_loop_over_forward(pattern: Pattern) -> None:
+    # reference: rebuild the grid step by step and take the argmax of the full forward
+    model = tiny_gpt(pattern)
+    prompt, n = _prompt(3, 2), 4
+    grid, present = pattern.build(torch.cat([prompt, torch.full((2, K, n), -1)], dim=2))
+    known = grid >= 0
+    first = int((present & ~known[0]).any(dim=0).nonzero()[0])
+    for s in range(first, grid.shape[2]):
+        best = model(grid[..., : s + 1])[:, :, s].argmax(-1)  # (B, K)
+        grid[:, :, s] = torch.where(
+            present[:, s], torch.where(known[:, :, s], grid[:, :, s], best), -1
+        )
+    expected = pattern.revert(grid)[..., 3:]
+    assert torch.equal(model.generate(n, prompt=prompt, temperature=0.0), expected)
