@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from audiotok.prior.generate import generate
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import KVCache, Transformer
-from audiotok.prior.patterns import Pattern
+from audiotok.prior.patterns import Pattern, get_pattern
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,21 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a ValueError naming them."""
+        """Inverse of :meth:`to_dict`; unknown keys are a ValueError naming them.
+
+        ``pattern`` may also be a name for :func:`~audiotok.prior.patterns.get_pattern` with
+        its defaults (e.g. ``"delay"``); :meth:`to_dict` always writes the explicit layout.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown GPTConfig keys: {', '.join(unknown)}")
         d = dict(d)
-        if not isinstance(d.get("pattern"), Pattern):
-            d["pattern"] = Pattern.from_dict(d["pattern"])
+        pattern = d.get("pattern")
+        if isinstance(pattern, str):  # a recipe may name it: "delay", "flatten", ...
+            d["pattern"] = get_pattern(pattern, int(d["num_codebooks"]))
+        elif not isinstance(pattern, Pattern):
+            d["pattern"] = Pattern.from_dict(pattern)
         return cls(**d)
 
 

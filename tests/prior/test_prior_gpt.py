@@ -133,6 +133,8 @@ def test_config_dict_round_trip_is_strict() -> None:
     assert GPTConfig.from_dict(d) == config
     with pytest.raises(ValueError, match="unknown GPTConfig keys: n_layer"):
         GPTConfig.from_dict({**d, "n_layer": 3})
+    named = GPTConfig.from_dict({**d, "pattern": "flatten"})
+    assert named.pattern == flatten(K) and named.to_dict()["pattern"]["substeps"] == [0, 1, 2]
 
 
 def test_save_load_gives_identical_logits(tmp_path, pattern: Pattern) -> None:
