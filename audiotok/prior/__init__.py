@@ -19,6 +19,7 @@ This package sees integer codes only, never a codec (ARCHITECTURE.md): a tokeniz
 
 from audiotok.prior.gpt import GPT, GPTConfig
 from audiotok.prior.io import save_pretrained
+from audiotok.prior.layers import weight_decay_groups
 from audiotok.prior.masked import MASK_CODE, MaskedConfig, MaskedPrior
 from audiotok.prior.patterns import (
     EMPTY_CODE,
@@ -58,4 +59,5 @@ __all__ = [
     "top_k_filter",
     "top_p_filter",
     "unigram_bits",
+    "weight_decay_groups",
 ]

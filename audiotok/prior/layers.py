@@ -250,3 +250,16 @@ class Transformer(nn.Module):
         if cache is not None:
             cache.length += x.shape[1]
         return self.ln_f(x)
+
+
+def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: decay matrices and embeddings, not biases or norms.
+
+    nanoGPT's ``configure_optimizers`` rule (every parameter with 2+ dimensions decays), so
+    ``torch.optim.AdamW(weight_decay_groups(prior, 0.1), lr=...)`` trains like nanoGPT.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]

@@ -49,3 +49,25 @@ def test_cache_is_preallocated_and_filled_in_place() -> None:
     assert cache.length == 5 and cache.keys.data_ptr() == storage
     with pytest.raises(ValueError, match="cannot hold"):
         model.transform(x[:, :1], torch.tensor([5]), cache=cache)
+
+
+def test_weight_decay_groups_split_matrices_from_vectors() -> None:
+    from audiotok.prior import weight_decay_groups
+
+    model = tiny_gpt(parallel(K))
+    decay, no_decay = weight_decay_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(
+        p.dim() < 2 for p in no_decay["params"]
+    )
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_bfloat16_prior_trains_and_generates() -> None:
+    model = tiny_gpt(parallel(K)).to(torch.bfloat16)
+    codes = torch.randint(0, V, (2, K, 5))
+    loss, _ = model.train().loss(codes)
+    loss.backward()
+    assert torch.isfinite(loss)
+    out = model.generate(4, prompt=codes, top_k=5, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, K, 4) and bool(((out >= 0) & (out < V)).all())
