@@ -57,6 +57,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "codes",
         "nn",
     },
+    "bulk": {"training", "cli", "eval"},
     "registry": {"training", "cli", "data", "eval", "hub", "tokenizer", "codes"},
     "tokenizer": {"training", "cli", "data"},
     "codes": {"training", "cli", "audio", "image", "prior"},

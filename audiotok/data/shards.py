@@ -147,8 +147,18 @@ class ShardWriter:
         """True when ``file_id`` was written by an earlier (possibly killed) run."""
         return file_id in self.done
 
-    def add(self, file_id: str, codes: np.ndarray, fields: dict[str, Any] | None = None) -> None:
+    def add(
+        self,
+        file_id: str,
+        codes: np.ndarray,
+        fields: dict[str, Any] | None = None,
+        *,
+        split_key: str | None = None,
+    ) -> None:
         """Queue one file's codes ``(K, T)``; shards are written as they fill.
+
+        ``split_key`` decides the split (default ``file_id``): pass the source recording so
+        that every cut of one recording lands on the same side.
 
         Raises:
             ValueError: codes of the wrong shape or range.
@@ -158,7 +168,7 @@ class ShardWriter:
             raise ValueError(f"expected codes (K={k}, T>=1), got {codes.shape}")
         if codes.min() < 0 or codes.max() >= v:
             raise ValueError(f"codes out of range [0, {v})")
-        row = {"id": file_id, "split": split_for(file_id, self.dev_fraction)}
+        row = {"id": file_id, "split": split_for(split_key or file_id, self.dev_fraction)}
         row.update(fields or {})
         self._pending.append((np.ascontiguousarray(codes.T.astype(self.dtype)), row))
         self._pending_frames += codes.shape[1]
