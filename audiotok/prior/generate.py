@@ -184,6 +184,8 @@ def generate(
         if class_labels is not None
         else batch_size or 1
     )
+    if batch_size is not None and batch_size != batch:
+        raise ValueError(f"batch_size {batch_size} disagrees with the {batch} prompts/labels")
     prompts = _prompts(prompt, batch, k, cfg.codebook_size, device)
     if num_frames < 0:
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")

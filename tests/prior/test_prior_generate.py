@@ -149,6 +149,8 @@ def test_top_k_one_is_greedy_and_bad_prompts_raise() -> None:
     assert model.generate(0, prompt=_prompt(3)).shape == (1, K, 0)
     with pytest.raises(ValueError, match="0..10"):
         model.generate(2, prompt=_prompt(3) + V)
+    with pytest.raises(ValueError, match="batch_size 3 disagrees"):
+        model.generate(2, prompt=_prompt(3), batch_size=3)
     with pytest.raises(ValueError, match=r"\(3, T0\)"):
         model.generate(2, prompt=torch.zeros(1, 2, 3, dtype=torch.long))
 
