@@ -31,7 +31,13 @@ __all__ = ["build_quantizer", "SPEC_KEYS"]
 #: The keys each ``type`` accepts (besides ``type``), with their defaults.
 SPEC_KEYS: dict[str, dict[str, Any]] = {
     "identity": {},
-    "vq": {"codebook_size": 1024, "codebook_dim": None, "normalize": False, "beta": 0.25},
+    "vq": {
+        "codebook_size": 1024,
+        "codebook_dim": None,
+        "normalize": False,
+        "beta": 0.25,
+        "dead_code_fraction": None,
+    },
     "ema": {
         "codebook_size": 1024,
         "decay": 0.99,
@@ -92,12 +98,18 @@ def build_quantizer(spec: Mapping[str, Any], dim: int) -> Quantizer:
     if kind == "identity":
         return IdentityQuantizer(dim)
     if kind == "vq":
+        from audiotok.quantize.ema import RelativeDeadCodeRestart
+
+        fraction = o["dead_code_fraction"]
+        if fraction is not None and not 0.0 < fraction < 1.0:
+            raise ValueError(f"dead_code_fraction must be in (0, 1), got {fraction}")
         return VectorQuantizer(
             dim,
             o["codebook_size"],
             codebook_dim=o["codebook_dim"],
             normalize=o["normalize"],
             beta=o["beta"],
+            restart=RelativeDeadCodeRestart(fraction=fraction) if fraction else None,
         )
     if kind == "residual":
         return ResidualQuantizer.from_factory(

@@ -165,3 +165,52 @@ def test_build_picks_the_relative_policy() -> None:
     )
     with pytest.raises(ValueError, match="dead_code_fraction"):
         build_quantizer(dict(spec, dead_code_fraction=1.5), dim=4)
+
+
+def test_gradient_vq_with_restarts_keeps_its_codes_in_use() -> None:
+    # the DAC-style gradient codebook (8-d factorised, l2-normalised) of the v2 default: with
+    # the relative restart its usage on clustered data stays high; without it most codes die
+    g = torch.Generator().manual_seed(2)
+    centers = torch.randn(CODES, DIM, generator=g) * 3 + 4.0
+    usage = {}
+    for name, fraction in (("plain", None), ("restart", 0.05)):
+        torch.manual_seed(0)
+        q = build_quantizer(
+            {
+                "type": "vq",
+                "codebook_size": CODES,
+                "codebook_dim": 4,
+                "normalize": True,
+                "dead_code_fraction": fraction,
+            },
+            dim=DIM,
+        ).train()
+        opt = torch.optim.Adam(q.parameters(), lr=1e-2)
+        restarted = 0
+        for _ in range(40):
+            out = q(clustered(centers, 2048, g))
+            opt.zero_grad()
+            out.loss.backward()
+            opt.step()
+            restarted += int(out.metrics.get("restarted", torch.tensor(0.0)))
+        q.eval()
+        usage[name] = float(q(clustered(centers, 8192, g)).metrics["usage"])
+        if fraction:
+            assert restarted > 0
+    # measured: plain 0.20, restart 0.67 (64 clusters seen through a learned 4-d projection)
+    assert usage["restart"] > 0.55, usage
+    assert usage["restart"] > 2 * usage["plain"], usage
+
+
+def test_gradient_vq_restart_state_survives_save_and_load() -> None:
+    q = build_quantizer(
+        {"type": "vq", "codebook_size": 8, "dead_code_fraction": 0.1}, dim=4
+    ).train()
+    q(torch.randn(64, 4))
+    state = q.state_dict()
+    assert {"ema_counts", "steps"} <= set(state)
+    fresh = build_quantizer({"type": "vq", "codebook_size": 8, "dead_code_fraction": 0.1}, dim=4)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.ema_counts, q.ema_counts)
+    with pytest.raises(ValueError, match="dead_code_fraction"):
+        build_quantizer({"type": "vq", "dead_code_fraction": 1.5}, dim=4)
