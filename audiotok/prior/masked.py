@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import Transformer
-from audiotok.prior.sampling import apply_cfg, sample
+from audiotok.prior.sampling import apply_cfg, sample, uniform
 
 MASK_CODE = -1
 """The value of unknown (masked) codes in :meth:`MaskedPrior.fill`'s input."""
@@ -165,7 +165,7 @@ class MaskedPrior(nn.Module):
         dev = flat.device
 
         def rand(*shape: int) -> Tensor:
-            return torch.rand(shape, generator=generator).to(dev)
+            return uniform(shape, generator, dev)
 
         ratio = torch.cos(math.pi / 2 * rand(b))  # (B,) the cosine schedule of MaskGIT
         if per_codebook:
@@ -255,13 +255,8 @@ class MaskedPrior(nn.Module):
                         generator=generator,
                     )
                     logp = logits.log_softmax(-1).gather(-1, drawn[..., None])[..., 0]
-                    noise = -torch.log(
-                        -torch.log(
-                            torch.rand(drawn.shape, generator=generator)
-                            .to(x.device)
-                            .clamp(1e-20, 1)
-                        )
-                    )
+                    u = uniform(tuple(drawn.shape), generator, x.device).clamp(1e-20, 1)
+                    noise = -torch.log(-torch.log(u))  # Gumbel
                     conf = logp + choice_temperature * (1 - i / n_iter) * noise
                     conf = torch.where(active, conf, math.inf).flatten(1)
                     left = active.flatten(1).sum(1)

@@ -80,5 +80,17 @@ def sample(
     if top_p is not None:
         logits = top_p_filter(logits, top_p)
     probs = logits.softmax(dim=-1).reshape(-1, logits.shape[-1])
-    drawn = torch.multinomial(probs, 1, generator=generator)
-    return drawn.view(logits.shape[:-1])
+    if generator is not None and generator.device != probs.device:
+        # draw where the generator lives, so a CPU seed also drives a GPU model
+        drawn = torch.multinomial(probs.to(generator.device), 1, generator=generator)
+    else:
+        drawn = torch.multinomial(probs, 1, generator=generator)
+    return drawn.view(logits.shape[:-1]).to(logits.device)
+
+
+def uniform(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str
+) -> Tensor:
+    """``U(0, 1)`` samples of ``shape`` drawn with ``generator`` (on its device), on ``device``."""
+    where = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=where).to(device)
