@@ -12,7 +12,14 @@ import torch
 
 from audiotok.audio import SoundStream, SoundStreamConfig
 from audiotok.errors import UserError
-from audiotok.tokenizer import AudioTokenizer, Tokenizer, plan_windows
+from audiotok.tokenizer import (
+    AudioTokenizer,
+    AudioTokenizerProtocol,
+    ImageTokenizerProtocol,
+    Tokenizer,
+    Window,
+    plan_windows,
+)
 
 RVQ = {"type": "residual", "num_codebooks": 3, "stage": {"type": "vq", "codebook_size": 16}}
 
@@ -37,9 +44,55 @@ def tiny(decoder: str = "seanet", channels: int = 1, **kw: object) -> SoundStrea
 
 def test_plan_windows_cover_the_signal() -> None:
     wins = plan_windows(100, 16, 8)
-    assert [s for _, _, s, _ in wins] == list(range(0, 100, 16))
-    assert wins[0] == (0, 24, 0, 16) and wins[-1] == (88, 100, 96, 100)
-    assert all(ws <= s < e <= we for ws, we, s, e in wins)
+    assert [w.keep_start for w in wins] == list(range(0, 100, 16))
+    assert wins[0] == Window(0, 24, 0, 16) and wins[-1] == Window(88, 100, 96, 100)
+    assert all(w.start <= w.keep_start < w.keep_end <= w.end for w in wins)
+    # the kept chunks tile [0, total) exactly; only windows clipped at an end are shorter
+    assert wins[0].keep_start == 0 and wins[-1].keep_end == 100
+    assert [w.keep_end for w in wins[:-1]] == [w.keep_start for w in wins[1:]]
+    assert {w.length for w in wins if 0 < w.start and w.end < 100} == {16 + 2 * 8}
+    assert wins[0].shifted(4) == Window(-4, 20, -4, 12)
+    with pytest.raises(AttributeError):
+        wins[0].start = 1  # type: ignore[misc]  # frozen
+
+
+def test_tokenizer_protocols_hold_with_values() -> None:
+    """A real tokenizer fills the contract with working members, and a class missing one
+    member does not pass as a tokenizer."""
+    tok = AudioTokenizer(tiny())
+    assert isinstance(tok, Tokenizer) and isinstance(tok, AudioTokenizerProtocol)
+    assert not isinstance(tok, ImageTokenizerProtocol)  # no downsample_factor / latent_shape
+    assert tok.modality == "audio"
+    assert (tok.num_codebooks, tok.codebook_size, tok.vocab_size) == (3, 16, 48)
+    assert (tok.sample_rate, tok.channels, tok.frame_rate) == (8000, 1, 1000.0)
+    assert tok.bitrates == [4.0, 8.0, 12.0] and tok.bitrate == tok.bitrates[-1]
+    wav = torch.randn(2, 1, 77)
+    codes = tok.encode(wav, 8000)
+    assert codes.dtype == torch.long and codes.shape == (2, tok.num_codebooks, 10)
+    assert 0 <= int(codes.min()) and int(codes.max()) < tok.codebook_size
+    out = tok.decode(codes)
+    assert out.dtype == torch.float32 and out.shape == (2, tok.channels, 10 * 8)
+    # every protocol member is required: drop any one and isinstance fails
+    members = [
+        "modality",
+        "num_codebooks",
+        "codebook_size",
+        "vocab_size",
+        "encode",
+        "decode",
+        "sample_rate",
+        "channels",
+        "frame_rate",
+        "bitrate",
+        "bitrates",
+    ]
+    for missing in members:
+        fake = type("Fake", (), {m: 1 for m in members if m != missing})()
+        assert not isinstance(fake, AudioTokenizerProtocol), missing
+    whole = type("Fake", (), dict.fromkeys(members, 1))()
+    assert isinstance(whole, AudioTokenizerProtocol)
+    for missing in ("modality", "vocab_size", "encode"):
+        assert not isinstance(type("Fake", (), {"decode": 1, missing: 1})(), Tokenizer)
 
 
 @pytest.mark.parametrize("decoder", ["seanet", "istft"])
@@ -108,7 +161,6 @@ def test_recurrent_model_is_not_chunked() -> None:
 
 def test_input_forms_rates_and_channels() -> None:
     tok = AudioTokenizer(tiny())
-    assert isinstance(tok, Tokenizer)
     x = np.random.default_rng(1).standard_normal(500).astype(np.float32)
     ref = tok.encode(torch.from_numpy(x)[None, None])
     assert torch.equal(tok.encode(x), ref)
