@@ -177,13 +177,12 @@ def generate(
     """
     cfg, device = model.config, model.offsets.device
     pattern, k = cfg.pattern, cfg.num_codebooks
-    batch = (
-        len(prompt)
-        if prompt is not None
-        else class_labels.shape[0]
-        if class_labels is not None
-        else batch_size or 1
-    )
+    if prompt is not None:
+        batch = len(prompt)
+    elif class_labels is not None:
+        batch = class_labels.shape[0]
+    else:
+        batch = batch_size or 1
     if batch_size is not None and batch_size != batch:
         raise ValueError(f"batch_size {batch_size} disagrees with the {batch} prompts/labels")
     prompts = _prompts(prompt, batch, k, cfg.codebook_size, device)

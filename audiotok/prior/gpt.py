@@ -152,7 +152,7 @@ class GPT(nn.Module):
             raise ValueError(f"class_labels must be ({batch},), got {tuple(class_labels.shape)}")
         if int(class_labels.min()) < 0 or int(class_labels.max()) > self.null_class:
             raise ValueError(f"class labels must be in 0..{self.null_class} (null class last)")
-        return self.start(class_labels.long())[:, None]
+        return self.start(class_labels.long().to(self.offsets.device))[:, None]
 
     def embed(self, seq: Tensor) -> Tensor:
         """Sum of the code embeddings of each step: ``seq: (B, K, L)`` -> ``(B, L, D)``.
@@ -237,7 +237,7 @@ class GPT(nn.Module):
         """Summed negative log-likelihood (nats) and code counts per codebook.
 
         Args:
-            codes: ``(B, K, T)`` in ``0..V-1``, ``T + delay <= block_size`` steps.
+            codes: ``(B, K, T)`` in ``0..V-1`` with ``pattern.num_steps(T) <= block_size``.
             class_labels: ``(B,)`` or None; dropped to the null class as in :meth:`loss`.
             count_from: count only the codes of frames ``>= count_from`` (the rest is context).
 
