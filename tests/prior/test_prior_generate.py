@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PATTERNS, K, V, tiny_gpt
+from tiny_priors import PATTERNS, K, V, tiny_gpt
 
 import audiotok.prior.generate as gen
 from audiotok.prior import Pattern, delay

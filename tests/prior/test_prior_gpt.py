@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PATTERNS, K, V, tiny_gpt
+from tiny_priors import PATTERNS, K, V, tiny_gpt
 
 from audiotok.errors import UserError
 from audiotok.prior import GPT, GPTConfig, Pattern, delay, flatten, load_prior

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import K, V, tiny_gpt
+from tiny_priors import K, V, tiny_gpt
 
 from audiotok.prior import parallel
 from audiotok.prior.layers import RotaryEmbedding, apply_rope
