@@ -1,37 +1,46 @@
-"""Streaming audio file I/O for the tokenizer: block reading, resampling and atomic writing.
+"""Audio files in and out: the one home of reading, resampling, channels and writing.
 
-:mod:`audiotok.tokenizer` must not import :mod:`audiotok.data` (see ARCHITECTURE.md), and a
-one-hour file has to be tokenized in bounded memory, so this module reads and writes audio
-in blocks instead of whole files:
+Length: one module on purpose (issue 10). The tokenizer, the datasets, eval and the corpus
+scripts used to carry two I/O stacks whose rules drifted apart; keeping every rule in this
+file (about 500 lines) is what keeps them one.
 
-* :class:`AudioReader` decodes a file with soundfile in blocks, converts the channels and
-  resamples with a ``soxr.ResampleStream`` (HQ). A stream fed in blocks gives exactly the
-  samples of a one-shot ``soxr.resample`` of the whole file, so streamed and in-memory
-  encodings agree.
-* :class:`AudioWriter` writes blocks to a temporary file next to the destination and moves
-  it into place only once complete (:mod:`audiotok.atomic`: race-safe, umask respected); an
-  existing file is never overwritten unless ``force``.
+Everything works on numpy ``(C, T)`` arrays (channels first, float32 in [-1, 1]):
 
-Headers are not trusted: a file whose sample rate lies outside :data:`SAMPLE_RATE_RANGE`
-(1 kHz .. 384 kHz) is refused before anything is allocated, input blocks shrink when a low
-rate is upsampled so that memory stays bounded, and a file that ends before the frame count
-its header announces gives a :class:`TruncatedAudioWarning` naming both counts.
+* **Reading.** Every reader opens a file through the same checks (:func:`_open`): a
+  missing, empty, unreadable or non-audio file, a header sample rate outside
+  :data:`SAMPLE_RATE_RANGE` (1 kHz .. 384 kHz, refused before anything is allocated) and a
+  file without samples each raise :class:`AudioFileError`. :class:`AudioReader` decodes in
+  blocks for the tokenizer (bounded memory whatever the header says, a
+  :class:`TruncatedAudioWarning` naming both counts when a file ends before the frame count
+  its header announces); :func:`read_audio` reads a whole file or a window (a path or a
+  file object), :func:`audio_info` only the header. NaN/inf samples are refused.
+* **Resampling** uses soxr at "HQ" quality. :class:`Resampler` streams blocks;
+  :func:`resample` is the same stream fed everything at once, which gives exactly the samples
+  of a one-shot ``soxr.resample``, so streamed and in-memory paths agree.
+* **The channel rule** (:func:`convert_channels`, also exported as :func:`to_channels`):
+  the same count is kept; otherwise every output channel is the mean of all input channels.
+  So many -> fewer is a plain downmix (no pan law; 5.1 -> stereo is the mean in both
+  channels), mono -> many duplicates the channel. Tokenizer, datasets and eval all use it.
+* **Writing** (:class:`AudioWriter`, :func:`write_audio`) goes through
+  :mod:`audiotok.atomic`: a hidden temporary file beside the destination, moved into place
+  only when complete, exclusive create without ``force``, the umask's mode.
+* :func:`normalize_level` is a plain RMS target in dBFS followed by a peak limit (not LUFS).
 
-Channel rule (:func:`convert_channels`): same count -> unchanged; many -> fewer is the mean
-over all channels (duplicated if the target has more than one channel); mono -> many
-duplicates the channel.
-
-Every problem with a file raises :class:`audiotok.errors.UserError` as ``"<file>: <problem>"``.
+Every problem with a file raises :class:`AudioFileError` (a
+:class:`~audiotok.errors.UserError`): one line, ``"<file>: <problem>"``, with libsndfile's
+text reduced to its reason.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -43,37 +52,69 @@ from audiotok.errors import UserError
 __all__ = [
     "AUDIO_EXTENSIONS",
     "SAMPLE_RATE_RANGE",
+    "AudioFileError",
     "AudioReader",
     "AudioWriter",
     "Resampler",
     "TruncatedAudioWarning",
+    "audio_info",
     "check_output_path",
     "check_sample_rate",
     "convert_channels",
+    "load_audio",
+    "normalize_level",
+    "read_audio",
+    "read_audio_bytes",
+    "resample",
+    "to_channels",
+    "write_audio",
     "written_by_audiotok",
 ]
 
 #: ``software`` tag of the audio files :class:`AudioWriter` writes for ``audiotok decode``.
 SOFTWARE_TAG = "audiotok"
 
-
-class TruncatedAudioWarning(UserWarning):
-    """An audio file ends before the frame count its header announces."""
-
-
 #: Extensions listed when a folder is scanned for audio (lower case, with the dot).
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}
 )
 
+#: libsndfile's format for the extensions whose upper-cased name is not the format's.
 _FORMATS = {"oga": "OGG", "opus": "OGG", "aif": "AIFF"}
 
+AudioSource = str | os.PathLike | BinaryIO
 
-def _first_line(e: BaseException) -> str:
+
+class AudioFileError(UserError):
+    """A problem with one audio file; ``str()`` is ``"<file>: <problem>"``.
+
+    Attributes:
+        path: the file (or the name given for in-memory audio).
+        problem: the problem alone, for messages that name the file themselves.
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = str(path), problem
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # DataLoader workers pickle errors
+        return type(self), (self.path, self.problem)
+
+
+class TruncatedAudioWarning(UserWarning):
+    """An audio file ends before the frame count its header announces."""
+
+
+def _reason(e: BaseException, src: object = None) -> str:
+    """The first line of ``e`` without libsndfile's ``Error opening <src>: `` prefix."""
     text = str(e).strip()
     line = text.splitlines()[0] if text else type(e).__name__
-    # libsndfile says "Error opening '<path>': <why>"; the path is already in our message
-    return line.split("': ", 1)[1] if line.startswith("Error opening '") and "': " in line else line
+    prefix = f"Error opening {src!r}: "
+    return line[len(prefix) :] if src is not None and line.startswith(prefix) else line
+
+
+def _name(src: AudioSource) -> str:
+    return str(src) if isinstance(src, str | os.PathLike) else getattr(src, "name", "<bytes>")
 
 
 def check_sample_rate(rate: object, what: str = "sample_rate") -> int:
@@ -94,6 +135,115 @@ def check_sample_rate(rate: object, what: str = "sample_rate") -> int:
     if not ok or not lo <= int(rate) <= hi:  # type: ignore[call-overload]
         raise UserError(f"{what} must be a whole number of Hz in {lo}..{hi}, got {rate!r}")
     return int(rate)  # type: ignore[call-overload]
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def _open(src: AudioSource) -> sf.SoundFile:
+    """Open ``src`` for reading after the checks every reader shares.
+
+    Raises:
+        AudioFileError: missing, not a file, empty, unreadable, not audio, a header rate
+            outside :data:`SAMPLE_RATE_RANGE`, or no samples.
+    """
+    name = _name(src)
+    if isinstance(src, str | os.PathLike):
+        p = Path(src)
+        if not p.exists():
+            raise AudioFileError(p, "file not found")
+        if not p.is_file():
+            raise AudioFileError(p, "not a file")
+        if p.stat().st_size == 0:
+            raise AudioFileError(p, "file is empty (0 bytes)")
+        try:  # libsndfile says "System error." for these; Python names the cause
+            with open(p, "rb"):
+                pass
+        except OSError as e:
+            raise AudioFileError(p, f"cannot read ({describe_os_error(e)})") from None
+        src = str(p)
+    try:
+        f = sf.SoundFile(src)
+    except Exception as e:  # LibsndfileError, RuntimeError, TypeError ...
+        raise AudioFileError(name, f"not a readable audio file ({_reason(e, src)})") from None
+    lo, hi = SAMPLE_RATE_RANGE
+    if not lo <= f.samplerate <= hi:
+        f.close()
+        raise AudioFileError(
+            name,
+            f"sample rate {f.samplerate} Hz in the header is outside the supported {lo}..{hi} Hz",
+        )
+    if f.frames <= 0:
+        f.close()
+        raise AudioFileError(name, "audio file has no samples")
+    return f
+
+
+def _check_finite(data: np.ndarray, name: str) -> None:
+    if not np.isfinite(data).all():
+        raise AudioFileError(name, "audio contains NaN or infinite samples")
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """Probe a file's header without decoding it.
+
+    Returns:
+        ``(sample_rate, channels, frames)``; ``frames`` may be approximate for MP3.
+
+    Raises:
+        AudioFileError: see :func:`read_audio`.
+    """
+    with _open(path) as f:
+        return int(f.samplerate), int(f.channels), int(f.frames)
+
+
+def read_audio(src: AudioSource, *, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
+    """Decode a whole audio file, or ``frames`` frames of it from ``start``.
+
+    Args:
+        src: file path, or a binary file object (e.g. ``io.BytesIO``) whose optional
+            ``name`` is used in error messages.
+        start: first frame to read (seeking is exact for WAV/FLAC, decoder-dependent otherwise).
+        frames: number of frames to read, ``-1`` for all.
+
+    Returns:
+        ``(wav, sample_rate)`` with ``wav: (C, T) float32``.
+
+    Raises:
+        AudioFileError: missing, empty, unreadable/corrupt/not-audio file, a header rate out
+            of range, no samples, or non-finite samples.
+    """
+    name = _name(src)
+    with _open(src) as f:
+        start = slice(start, None).indices(f.frames)[0]  # as soundfile.read clamps it
+        try:
+            if start:
+                f.seek(start)
+            data = f.read(frames, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioFileError(name, f"cannot decode audio ({_reason(e)})") from None
+        rate = int(f.samplerate)
+    if data.shape[0] == 0:
+        raise AudioFileError(name, "audio file has no samples")
+    _check_finite(data, name)
+    return np.ascontiguousarray(data.T), rate
+
+
+def read_audio_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
+    """Decode audio held in memory (e.g. an MP3 inside a game archive).
+
+    Args:
+        data: the encoded file's bytes.
+        name: shown in error messages.
+
+    Returns:
+        ``(wav (C, T) float32, sample_rate)``.
+    """
+    if not data:
+        raise AudioFileError(name, "file is empty (0 bytes)")
+    buf = io.BytesIO(data)
+    buf.name = name  # type: ignore[attr-defined]
+    return read_audio(buf)
 
 
 def _wav_claimed_frames(path: Path) -> int | None:
@@ -118,38 +268,6 @@ def _wav_claimed_frames(path: Path) -> int | None:
     return None
 
 
-def convert_channels(wav: np.ndarray, channels: int) -> np.ndarray:
-    """Convert ``wav: (C, T)`` to ``(channels, T)`` float32 by the module's channel rule."""
-    c = wav.shape[0]
-    if c == channels:
-        return wav.astype(np.float32, copy=False)
-    if c > channels:
-        mono = wav.mean(axis=0, keepdims=True, dtype=np.float32)
-        return np.repeat(mono, channels, axis=0) if channels > 1 else mono
-    return np.repeat(wav[:1], channels, axis=0).astype(np.float32, copy=False)
-
-
-class Resampler:
-    """Block resampler over ``(C, n)`` float32 blocks (identity when the rates agree)."""
-
-    def __init__(self, from_rate: int, to_rate: int, channels: int) -> None:
-        self.from_rate, self.to_rate, self.channels = int(from_rate), int(to_rate), channels
-        self._stream = None
-        if self.from_rate != self.to_rate:
-            import soxr
-
-            self._stream = soxr.ResampleStream(
-                self.from_rate, self.to_rate, channels, dtype="float32", quality="HQ"
-            )
-
-    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        """Resample ``block: (C, n)``; pass ``last=True`` with the final block to flush."""
-        if self._stream is None:
-            return block
-        out = self._stream.resample_chunk(np.ascontiguousarray(block.T), last=last)
-        return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, self.channels).T)
-
-
 class AudioReader:
     """Read an audio file in blocks at a target sample rate and channel count.
 
@@ -164,8 +282,8 @@ class AudioReader:
             (``file_frames`` may be approximate for MP3).
 
     Raises:
-        UserError: on open, for a missing, empty or unreadable file or one without samples;
-            while iterating, on a decoding error or NaN/inf samples.
+        AudioFileError: on open, for a missing, empty or unreadable file or one without
+            samples; while iterating, on a decoding error or NaN/inf samples.
     """
 
     def __init__(
@@ -176,34 +294,10 @@ class AudioReader:
         block_frames: int = 1 << 16,
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise UserError(f"{self.path}: file not found")
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: not a file")
-        if self.path.stat().st_size == 0:
-            raise UserError(f"{self.path}: file is empty (0 bytes)")
-        try:  # libsndfile says "System error." for these; Python names the cause
-            with open(self.path, "rb"):
-                pass
-        except OSError as e:
-            raise UserError(f"{self.path}: cannot read ({describe_os_error(e)})") from None
-        try:
-            self._file = sf.SoundFile(str(self.path))
-        except Exception as e:  # LibsndfileError, RuntimeError, TypeError ...
-            raise UserError(f"{self.path}: not a readable audio file ({_first_line(e)})") from None
+        self._file = _open(self.path)
         self.file_sample_rate = int(self._file.samplerate)
         self.file_channels = int(self._file.channels)
         self.file_frames = int(self._file.frames)
-        lo, hi = SAMPLE_RATE_RANGE
-        if not lo <= self.file_sample_rate <= hi:
-            self._file.close()
-            raise UserError(
-                f"{self.path}: sample rate {self.file_sample_rate} Hz in the header is outside "
-                f"the supported {lo}..{hi} Hz"
-            )
-        if self.file_frames <= 0:
-            self._file.close()
-            raise UserError(f"{self.path}: audio file has no samples")
         #: frames the header announces (libsndfile clamps ``frames`` to the data present)
         self.header_frames = max(self.file_frames, _wav_claimed_frames(self.path) or 0)
         self.sample_rate = int(sample_rate or self.file_sample_rate)
@@ -226,13 +320,13 @@ class AudioReader:
             try:
                 data = self._file.read(self.block_frames, dtype="float32", always_2d=True)
             except Exception as e:
-                raise UserError(f"{self.path}: cannot decode audio ({_first_line(e)})") from None
+                raise AudioFileError(self.path, f"cannot decode audio ({_reason(e)})") from None
             last = data.shape[0] < self.block_frames
-            if data.shape[0] and not np.isfinite(data).all():
-                raise UserError(f"{self.path}: audio contains NaN or infinite samples")
+            if data.shape[0]:
+                _check_finite(data, str(self.path))
             self.frames_read += data.shape[0]
             if last and self.frames_read == 0:
-                raise UserError(f"{self.path}: audio file has no samples")
+                raise AudioFileError(self.path, "audio file has no samples")
             if last and self.frames_read < self.header_frames and self._exact_frames():
                 warnings.warn(
                     f"{self.path}: file is truncated: the header announces "
@@ -269,6 +363,141 @@ class AudioReader:
         self.close()
 
 
+# ---- resampling, channels, level ------------------------------------------------------------
+
+
+class Resampler:
+    """Block resampler over ``(C, n)`` float32 blocks (identity when the rates agree).
+
+    Raises:
+        ValueError: a rate that is not positive.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int, channels: int) -> None:
+        if from_rate <= 0 or to_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+        self.from_rate, self.to_rate, self.channels = int(from_rate), int(to_rate), channels
+        self._stream = None
+        if self.from_rate != self.to_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(
+                self.from_rate, self.to_rate, channels, dtype="float32", quality="HQ"
+            )
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        """Resample ``block: (C, n)``; pass ``last=True`` with the final block to flush."""
+        if self._stream is None:
+            return block
+        out = self._stream.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, self.channels).T)
+
+
+def resample(wav: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
+    """Resample along the last axis in one go (a :class:`Resampler` flushed at once).
+
+    Args:
+        wav: ``(C, T)`` or ``(T,)`` float array.
+        from_sr: its sample rate.
+        to_sr: the wanted sample rate.
+
+    Returns:
+        float32 array of the same rank, ``T' = round(T * to_sr / from_sr)`` samples.
+
+    Raises:
+        ValueError: a rate that is not positive.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 1:
+        return resample(wav[None], from_sr, to_sr)[0]
+    return Resampler(from_sr, to_sr, wav.shape[0])(wav, last=True)
+
+
+def convert_channels(wav: np.ndarray, channels: int) -> np.ndarray:
+    """Bring ``wav: (C, T)`` to ``(channels, T)`` float32 by the one channel rule.
+
+    The same count is kept; otherwise every output channel is the mean of all input channels:
+    many -> fewer is a plain downmix (no -3 dB pan law; 5.1 -> stereo puts the mean of the
+    six channels in both), mono -> many duplicates the channel.
+
+    Raises:
+        ValueError: ``wav`` is not 2-D, or ``channels`` < 1.
+    """
+    if wav.ndim != 2:
+        raise ValueError(f"expected (C, T) audio, got shape {tuple(wav.shape)}")
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    if wav.shape[0] == channels:
+        return wav.astype(np.float32, copy=False)
+    if wav.shape[0] > 1:
+        wav = wav.mean(axis=0, keepdims=True, dtype=np.float32)
+    return np.repeat(wav, channels, axis=0).astype(np.float32, copy=False)
+
+
+#: The name :mod:`audiotok.data` exports for :func:`convert_channels` (the same function).
+to_channels = convert_channels
+
+
+def normalize_level(
+    wav: np.ndarray, target_db: float = -23.0, peak_db: float = -1.0, eps: float = 1e-8
+) -> np.ndarray:
+    """Scale audio to an RMS level in dBFS, then limit the peak.
+
+    This is a simple stand-in for loudness normalisation (no K-weighting, no gating): the
+    gain makes ``20*log10(rms) == target_db`` and is then reduced so that the absolute peak is
+    at most ``peak_db``. Digital silence is returned unchanged.
+
+    Args:
+        wav: ``(..., T)`` float array.
+        target_db: wanted RMS in dBFS over the whole array.
+        peak_db: ceiling for the absolute peak in dBFS.
+        eps: RMS below this counts as silence.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
+    if rms < eps:
+        return wav
+    gain = 10.0 ** (target_db / 20.0) / rms
+    peak = float(np.abs(wav).max()) * gain
+    ceiling = 10.0 ** (peak_db / 20.0)
+    if peak > ceiling:
+        gain *= ceiling / peak
+    return (wav * gain).astype(np.float32)
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    level_db: float | None = None,
+) -> np.ndarray:
+    """Read a file and bring it to a sample rate / channel count / level in one call.
+
+    Args:
+        path: audio file.
+        sample_rate: target rate, or None to keep the file's.
+        channels: target channel count, or None to keep the file's.
+        level_db: RMS target for :func:`normalize_level`, or None to keep the level.
+
+    Returns:
+        ``(C, T) float32``.
+    """
+    wav, sr = read_audio(path)
+    if channels is not None:
+        wav = convert_channels(wav, channels)  # before resampling: fewer channels to resample
+    if sample_rate is not None:
+        wav = resample(wav, sr, sample_rate)
+    if level_db is not None:
+        wav = normalize_level(wav, level_db)
+    return wav
+
+
+# ---- writing --------------------------------------------------------------------------------
+
+
 def check_output_path(path: str | os.PathLike, force: bool) -> Path:
     """Raise ``UserError`` if ``path`` cannot be written (exists without ``force``, is a folder
     or a device); create its folder."""
@@ -291,12 +520,21 @@ class AudioWriter:
     The format follows the extension (``.wav``, ``.flac``, ``.ogg``, ...); WAV and FLAC are
     16-bit PCM unless ``subtype`` says otherwise; samples are clipped to [-1, 1]. The file
     appears at ``path`` only when :meth:`close` succeeds; on an exception inside a ``with``
-    block the temporary file is removed. The file's ``software`` tag says ``audiotok
-    <version>``, so that ``audiotok decode`` can tell its own outputs from recordings.
+    block the temporary file is removed.
+
+    Args:
+        path: destination; its folder is created.
+        sample_rate: in Hz.
+        channels: channels of the blocks written.
+        force: replace an existing file (else it is never overwritten, also under races).
+        subtype: soundfile subtype (e.g. ``"PCM_24"``, ``"FLOAT"``), or None for the default.
+        tag: set the ``software`` tag to ``audiotok <version>``, which marks a decode output
+            (:func:`written_by_audiotok`) that a later decode may replace; leave it off for
+            files that stand for a user's recording (corpus copies).
 
     Raises:
-        UserError: ``path`` exists (without ``force``) or cannot be written (a folder in the
-            way, permission denied, disk full, ...).
+        AudioFileError: ``path`` exists (without ``force``) or cannot be written (a folder in
+            the way, permission denied, disk full, an unknown extension, ...).
     """
 
     def __init__(
@@ -307,6 +545,7 @@ class AudioWriter:
         *,
         force: bool = False,
         subtype: str | None = None,
+        tag: bool = True,
     ) -> None:
         from audiotok import __version__
 
@@ -314,7 +553,9 @@ class AudioWriter:
         ext = self.path.suffix.lower().lstrip(".")
         fmt = _FORMATS.get(ext, ext.upper())
         if fmt not in sf.available_formats():
-            raise UserError(f"{self.path}: cannot write audio with extension {self.path.suffix!r}")
+            raise AudioFileError(
+                self.path, f"cannot write audio with extension {self.path.suffix!r}"
+            )
         check_output_path(self.path, force)
         if subtype is None and fmt in ("WAV", "FLAC"):
             subtype = "PCM_16"
@@ -333,20 +574,20 @@ class AudioWriter:
                 subtype=subtype,
                 format=fmt,
             )
-            if fmt in ("WAV", "FLAC", "OGG", "AIFF"):
+            if tag and fmt in ("WAV", "FLAC", "OGG", "AIFF"):
                 self._file.software = f"{SOFTWARE_TAG} {__version__}"
         except Exception as e:
             self._tmp.unlink(missing_ok=True)
-            raise UserError(f"{self.path}: cannot write audio ({_first_line(e)})") from None
+            raise AudioFileError(self.path, f"cannot write audio ({_reason(e)})") from None
 
     def write(self, block: np.ndarray) -> None:
         """Append ``block: (C, n)`` float samples."""
         try:
             self._file.write(np.clip(block, -1.0, 1.0).T)
         except OSError as e:
-            raise UserError(f"{self.path}: cannot write ({describe_os_error(e)})") from None
+            raise AudioFileError(self.path, f"cannot write ({describe_os_error(e)})") from None
         except sf.SoundFileRuntimeError as e:
-            raise UserError(f"{self.path}: cannot write audio ({_first_line(e)})") from None
+            raise AudioFileError(self.path, f"cannot write audio ({_reason(e)})") from None
         self.frames_written += block.shape[-1]
 
     def close(self) -> Path:
@@ -355,7 +596,7 @@ class AudioWriter:
             self._file.close()
         except Exception as e:
             self._tmp.unlink(missing_ok=True)
-            raise UserError(f"{self.path}: cannot write audio ({_first_line(e)})") from None
+            raise AudioFileError(self.path, f"cannot write audio ({_reason(e)})") from None
         return commit(self._tmp, self.path, force=self.force)
 
     def abort(self) -> None:
@@ -376,3 +617,35 @@ class AudioWriter:
             self.close()
         else:
             self.abort()
+
+
+def write_audio(
+    path: str | os.PathLike, wav: np.ndarray, sample_rate: int, subtype: str | None = None
+) -> Path:
+    """Write a whole array atomically with :class:`AudioWriter`, replacing ``path`` if it exists.
+
+    The file carries no ``software`` tag: it is data (a corpus file, a training sample), not a
+    decode output that ``audiotok decode`` may replace.
+
+    Args:
+        path: destination file; its folder is created if needed.
+        wav: ``(C, T)`` or ``(T,)`` float array.
+        sample_rate: in Hz.
+        subtype: soundfile subtype (e.g. ``"PCM_24"``, ``"FLOAT"``), or None for the default.
+
+    Returns:
+        The destination path.
+
+    Raises:
+        ValueError: ``wav`` is neither 1-D nor 2-D.
+        AudioFileError: the file cannot be written.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 1:
+        wav = wav[None]
+    if wav.ndim != 2:
+        raise ValueError(f"expected (C, T) audio, got shape {tuple(wav.shape)}")
+    writer = AudioWriter(path, sample_rate, wav.shape[0], force=True, subtype=subtype, tag=False)
+    with writer:
+        writer.write(wav)
+    return Path(path)

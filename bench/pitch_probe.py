@@ -88,7 +88,7 @@ def _ridge_cv(xs: list[np.ndarray], ys: list[np.ndarray], folds: int = 5) -> tup
 
 def probe(model: str, files: list[Path]) -> dict[str, float]:
     import audiotok
-    from audiotok.data.io import read_audio
+    from audiotok.audio_io import read_audio
 
     tok = audiotok.load(model)
     sr, hop = tok.sample_rate, tok.hop_length

@@ -1,6 +1,6 @@
 """Datasets: audio folders, manifests and standard corpus layouts; no model code.
 
-Names are imported lazily so that the light modules (:mod:`audiotok.data.io`,
+Names are imported lazily so that the light modules (:mod:`audiotok.audio_io`,
 :mod:`audiotok.data.manifest`) can be used without importing torch.
 """
 
@@ -10,15 +10,15 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "read_audio": "io",
-    "read_audio_bytes": "io",
-    "write_audio": "io",
-    "load_audio": "io",
-    "audio_info": "io",
-    "resample": "io",
-    "to_channels": "io",
-    "normalize_level": "io",
-    "AUDIO_EXTENSIONS": "io",
+    "read_audio": "audiotok.audio_io",
+    "read_audio_bytes": "audiotok.audio_io",
+    "write_audio": "audiotok.audio_io",
+    "load_audio": "audiotok.audio_io",
+    "audio_info": "audiotok.audio_io",
+    "resample": "audiotok.audio_io",
+    "to_channels": "audiotok.audio_io",
+    "normalize_level": "audiotok.audio_io",
+    "AUDIO_EXTENSIONS": "audiotok.audio_io",
     "ManifestEntry": "manifest",
     "read_manifest": "manifest",
     "write_manifest": "manifest",
@@ -47,7 +47,9 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"audiotok.data.{_LAZY[name]}"), name)
+        module = _LAZY[name]
+        module = module if "." in module else f"audiotok.data.{module}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'audiotok.data' has no attribute {name!r}")
 
 

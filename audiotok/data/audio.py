@@ -15,7 +15,7 @@ kept / dropped counts (:mod:`audiotok.data.report`), and listed in
 the same way, counted in :attr:`AudioDataset.num_skipped`, and the item comes from another
 file chosen by the same seeded rule, so the output does not depend on worker layout.
 
-Audio is converted with the rules of :mod:`audiotok.data.io`: mean downmix / mono
+Audio is converted with the rules of :mod:`audiotok.audio_io`: mean downmix / mono
 duplication, soxr HQ resampling to the model rate, optional RMS level normalisation of each
 whole file (or of the crop for long files that are read by window).
 """
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiotok.data.io import normalize_level, read_audio, resample, to_channels
+from audiotok.audio_io import normalize_level, read_audio, resample, to_channels
 from audiotok.data.manifest import ManifestEntry, load_entries
 from audiotok.data.report import (
     describe_source,

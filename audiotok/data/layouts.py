@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from audiotok.data.io import AUDIO_EXTENSIONS
+from audiotok.audio_io import AUDIO_EXTENSIONS
 from audiotok.data.manifest import ManifestEntry, list_audio_files, probe
 from audiotok.errors import UserError
 

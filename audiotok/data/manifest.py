@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiotok.audio_io import AUDIO_EXTENSIONS, audio_info
 from audiotok.data.corpus import missing_corpus_hint
-from audiotok.data.io import AUDIO_EXTENSIONS, audio_info
 from audiotok.errors import UserError
 
 _CORE = ("path", "sample_rate", "duration", "channels", "source")

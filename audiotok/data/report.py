@@ -3,20 +3,19 @@
 Every dataset runs its files through :func:`probe_entries` (a header read, in threads) and
 reports what it dropped with :func:`report_dropped`: one ``RuntimeWarning`` per file, naming
 the file and the problem, then one with the counts. The ``audiotok`` CLI shows each warning
-as one line (``warning: runs/a.wav: dropped (cannot read audio file: Format not
-recognised)``). When no file is left, :func:`no_usable_audio` is the one-line error message.
+as one line (``warning: runs/a.wav: dropped (not a readable audio file (Format not
+recognised.))``). When no file is left, :func:`no_usable_audio` is the one-line error message.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from audiotok.data.io import audio_info
+from audiotok.audio_io import AudioFileError, audio_info
 from audiotok.data.manifest import ManifestEntry
 from audiotok.errors import UserError
 
@@ -44,9 +43,12 @@ def describe_source(source: Any) -> str:
 
 
 def problem_of(path: str, err: BaseException) -> str:
-    """The problem in an error about ``path``, without the path: ``cannot read audio file:
-    Format not recognised`` (the messages of :mod:`audiotok.data.io` name the file)."""
-    text = re.sub(r"Error opening '[^']*': ", "", str(err)).replace(f" {path}", "")
+    """The problem in an error about ``path``, without the path: ``not a readable audio
+    file (Format not recognised.)`` (:class:`~audiotok.audio_io.AudioFileError` keeps the
+    two apart; other messages have the path cut out)."""
+    if isinstance(err, AudioFileError):
+        return err.problem
+    text = str(err).replace(f" {path}", "")
     return text.strip().rstrip(":.").strip() or type(err).__name__
 
 

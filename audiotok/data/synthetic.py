@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiotok.data.io import normalize_level
+from audiotok.audio_io import normalize_level
 
 __all__ = ["SYNTHETIC_SOURCE", "SyntheticAudioDataset", "is_synthetic", "synthetic_clip"]
 
@@ -121,7 +121,7 @@ class SyntheticAudioDataset(Dataset):
             every epoch, from a stream separate from training).
         seed: base seed.
         num_examples: items per epoch (default 256 for train, 16 for dev).
-        loudness_db: RMS target (dBFS) for :func:`~audiotok.data.io.normalize_level`, or None.
+        loudness_db: RMS target (dBFS) for :func:`~audiotok.audio_io.normalize_level`, or None.
 
     Items are ``wav: (C, T)`` float32 tensors. Like :class:`~audiotok.data.audio.AudioDataset`
     it has :meth:`set_epoch`, ``num_skipped`` (always 0) and ``dropped`` (always empty).

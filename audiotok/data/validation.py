@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiotok.audio_io import normalize_level, read_audio, resample, to_channels
 from audiotok.data.audio import AudioDataset, PreloadedAudioDataset, Source
-from audiotok.data.io import normalize_level, read_audio, resample, to_channels
 from audiotok.data.manifest import ManifestEntry, load_entries
 from audiotok.data.report import (
     describe_source,

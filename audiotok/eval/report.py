@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from audiotok.data.io import audio_info, read_audio, resample, to_channels
+from audiotok.audio_io import AudioFileError, audio_info, convert_channels, read_audio, resample
 from audiotok.data.manifest import ManifestEntry, load_entries
 from audiotok.errors import UserError
 from audiotok.eval import metrics
@@ -167,8 +167,7 @@ def _load(entry: ManifestEntry, tokenizer: Any, max_seconds: float | None) -> np
     sr, _, _ = audio_info(entry.path)
     frames = -1 if max_seconds is None else max(1, int(round(max_seconds * sr)))
     wav, sr = read_audio(entry.path, frames=frames)
-    wav = to_channels(wav, int(tokenizer.channels)) if wav.shape[0] != tokenizer.channels else wav
-    wav = resample(wav, sr, int(tokenizer.sample_rate))
+    wav = resample(convert_channels(wav, int(tokenizer.channels)), sr, int(tokenizer.sample_rate))
     if wav.shape[-1] < 1:
         raise UserError(f"audio file has no samples after resampling: {entry.path}")
     return np.ascontiguousarray(wav, dtype=np.float32)
@@ -334,6 +333,8 @@ def evaluate(
 
 
 def _one_line(e: BaseException) -> str:
+    if isinstance(e, AudioFileError):  # the report names the file beside the problem
+        return e.problem
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     if isinstance(e, UserError):
         return text or "unreadable file"

@@ -37,7 +37,7 @@ def write_audio_samples(
     Returns:
         The files written.
     """
-    from audiotok.data.io import write_audio
+    from audiotok.audio_io import write_audio
     from audiotok.eval.plots import plot_spectrograms
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from audiotok.audio_io import read_audio, read_audio_bytes, resample, to_channels, write_audio
 from audiotok.data.corpus import corpus_dir
-from audiotok.data.io import read_audio, read_audio_bytes, resample, to_channels, write_audio
 from audiotok.data.manifest import ManifestEntry, split_by_file, write_manifest
 from audiotok.errors import UserError
 

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 from data_fixtures import write
 
-from audiotok.data.io import read_audio
+from audiotok.audio_io import read_audio
 
 SCRIPT = Path(__file__).resolve().parents[2] / "recipes" / "data" / "build_corpus.py"
 

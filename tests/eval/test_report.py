@@ -175,7 +175,7 @@ def _tiny_model_dir(path: Path) -> Path:
 
 
 def test_cli_eval_real_tiny_model_matches_direct_metrics(corpus: Path, tmp_path: Path) -> None:
-    from audiotok.data.io import load_audio
+    from audiotok.audio_io import load_audio
     from audiotok.hub import load
 
     model = _tiny_model_dir(tmp_path / "model")
