@@ -28,7 +28,7 @@ and ``generate`` take and return raw codes ``(B, K, T)``, never step grids. Typi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiotok.config import StrictConfig, check_keys
 from audiotok.prior.generate import generate
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import KVCache, Transformer
@@ -43,7 +44,7 @@ from audiotok.prior.patterns import Pattern, get_pattern
 
 
 @dataclass(frozen=True)
-class GPTConfig:
+class GPTConfig(StrictConfig):
     """Shape of a :class:`GPT` prior.
 
     Args:
@@ -75,6 +76,9 @@ class GPTConfig:
     rope_base: float = 10000.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.pattern, Pattern):
+            raise ValueError(f"pattern must be a Pattern, got {type(self.pattern).__name__}")
         if self.pattern.num_codebooks != self.num_codebooks:
             raise ValueError(
                 f"pattern has {self.pattern.num_codebooks} codebooks, config {self.num_codebooks}"
@@ -86,7 +90,7 @@ class GPTConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the pattern as a nested dict)."""
-        d = asdict(self)
+        d = super().to_dict()
         d["pattern"] = self.pattern.to_dict()
         return d
 
@@ -97,17 +101,14 @@ class GPTConfig:
         ``pattern`` may also be a name for :func:`~audiotok.prior.patterns.get_pattern` with
         its defaults (e.g. ``"delay"``); :meth:`to_dict` always writes the explicit layout.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig keys: {', '.join(unknown)}")
+        check_keys(cls, d)
         d = dict(d)
         pattern = d.get("pattern")
         if isinstance(pattern, str):  # a recipe may name it: "delay", "flatten", ...
             d["pattern"] = get_pattern(pattern, int(d["num_codebooks"]))
-        elif not isinstance(pattern, Pattern):
+        elif isinstance(pattern, dict):
             d["pattern"] = Pattern.from_dict(pattern)
-        return cls(**d)
+        return super().from_dict(d)
 
 
 class GPT(nn.Module):

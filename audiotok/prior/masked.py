@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiotok.config import StrictConfig
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import Transformer
 from audiotok.prior.sampling import apply_cfg, sample, uniform
@@ -41,7 +42,7 @@ MASK_CODE = -1
 
 
 @dataclass(frozen=True)
-class MaskedConfig:
+class MaskedConfig(StrictConfig):
     """Shape of a :class:`MaskedPrior` (arguments as :class:`~audiotok.prior.gpt.GPTConfig`).
 
     ``max_positions`` bounds N + 1 (the class token plus the flattened code positions).
@@ -61,20 +62,9 @@ class MaskedConfig:
     rope_base: float = 10000.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
             raise ValueError("dim must be num_heads times an even head size")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MaskedConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a ValueError naming them."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown MaskedConfig keys: {', '.join(unknown)}")
-        return cls(**d)
 
 
 class MaskedPrior(nn.Module):

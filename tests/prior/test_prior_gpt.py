@@ -131,7 +131,7 @@ def test_config_dict_round_trip_is_strict() -> None:
     config = tiny_gpt(PATTERNS["coarse_first_delay"], num_classes=4).config
     d = json.loads(json.dumps(config.to_dict()))
     assert GPTConfig.from_dict(d) == config
-    with pytest.raises(ValueError, match="unknown GPTConfig keys: n_layer"):
+    with pytest.raises(ValueError, match=r"unknown GPTConfig key\(s\): n_layer"):
         GPTConfig.from_dict({**d, "n_layer": 3})
     named = GPTConfig.from_dict({**d, "pattern": "flatten"})
     assert named.pattern == flatten(K) and named.to_dict()["pattern"]["substeps"] == [0, 1, 2]
@@ -158,7 +158,7 @@ def test_load_errors_are_one_line_user_errors(tmp_path) -> None:
     with pytest.raises(UserError, match="format version 99"):
         load_prior(path)
     (path / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "x": 1}}))
-    with pytest.raises(UserError, match="unknown GPTConfig keys: x"):
+    with pytest.raises(UserError, match=r"unknown GPTConfig key\(s\): x"):
         load_prior(path)
 
 

@@ -103,7 +103,7 @@ def test_save_load_and_limits(tmp_path) -> None:
     assert torch.equal(loaded(tokens, torch.tensor([0, 3])), model(tokens, torch.tensor([0, 3])))
     with pytest.raises(ValueError, match="max_positions"):
         model(torch.zeros(1, K, 64, dtype=torch.long))
-    with pytest.raises(ValueError, match="unknown MaskedConfig keys"):
+    with pytest.raises(ValueError, match="unknown MaskedConfig key"):
         MaskedConfig.from_dict({**model.config.to_dict(), "depth": 2})
     with pytest.raises(ValueError, match="-1"):
         model.fill(torch.full((1, K, 3), V))
