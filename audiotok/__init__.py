@@ -7,6 +7,8 @@ no side effects (no torch import, no file access, no network)::
     tok = audiotok.load("default")          # the bundled 24 kHz tokenizer
     codes = tok.encode(wav, sample_rate)    # (B, K, T') integer codes
     wav = tok.decode(codes)                 # (B, C, T) float at tok.sample_rate
+    result = audiotok.encode_files(["music/"], tok, out="tokens/")  # what `audiotok encode` does
+    result.failed                           # the files that could not be encoded, and why
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ __all__ = [
     "load_pretrained",
     "Tokenizer",
     "AudioTokenizer",
+    "encode_files",
+    "decode_files",
+    "BatchResult",
 ]
 
 _LAZY = {
@@ -30,9 +35,13 @@ _LAZY = {
     "load_pretrained": ("audiotok.hub", "load_pretrained"),
     "Tokenizer": ("audiotok.tokenizer", "Tokenizer"),
     "AudioTokenizer": ("audiotok.tokenizer", "AudioTokenizer"),
+    "encode_files": ("audiotok.batch", "encode_files"),
+    "decode_files": ("audiotok.batch", "decode_files"),
+    "BatchResult": ("audiotok.batch", "BatchResult"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from audiotok.batch import BatchResult, decode_files, encode_files
     from audiotok.hub import load, load_pretrained, save_pretrained
     from audiotok.tokenizer import AudioTokenizer, Tokenizer
 

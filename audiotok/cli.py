@@ -9,7 +9,6 @@ Ctrl-C exits with 130, at any moment.
 
 from __future__ import annotations
 
-import glob
 import sys
 import warnings
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from audiotok import __version__
-from audiotok.atomic import is_temp
+from audiotok.batch import BatchListener, BatchResult, FileResult, error_line
 from audiotok.errors import UserError
 
 T = TypeVar("T")
@@ -75,18 +74,11 @@ def run_or_exit(fn: Callable[[], T]) -> T:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except OSError as exc:
-        typer.echo(f"error: {_os_error_line(exc)}", err=True)
+        typer.echo(f"error: {error_line(exc)}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
-
-
-def _os_error_line(exc: OSError, default: Path | str | None = None) -> str:
-    from audiotok.atomic import describe_os_error
-
-    where = exc.filename if exc.filename is not None else default
-    return f"{where}: {describe_os_error(exc)}" if where is not None else describe_os_error(exc)
 
 
 def _show_warning(
@@ -103,80 +95,53 @@ def _show_warning(
 
 # ---- commands: encode / decode / info (tokenizer helper) ---------------------------------
 
-_TOKEN_SUFFIXES = frozenset({".npy", ".npz"})
 
+class _Bars(BatchListener):
+    """Progress bars on stderr (when it is a terminal) and a line per failed file."""
 
-def _expand(items: list[str], suffixes: frozenset[str]) -> tuple[list[tuple[Path, Path]], int]:
-    """``(file, path relative to an output folder)`` for each input, and a failure count.
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._files: Any = None
+        self._task: Any = None
 
-    Files are taken as given (a missing one is kept, to be reported when read), folders are
-    searched recursively for ``suffixes``, globs (``*``, ``?``, ``[``, ``**``) are expanded
-    (folders among the matches searched too). A folder or glob without any matching file is
-    reported here as ``error: <input>: ...`` and counted.
-    """
-    out: list[tuple[Path, Path]] = []
-    failed = 0
+    def __enter__(self) -> _Bars:
+        return self
 
-    def wanted(f: Path) -> bool:  # never a temporary file left by a killed run
-        return f.suffix.lower() in suffixes and not is_temp(f) and f.is_file()
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+            self._bar = None
 
-    def search(folder: Path) -> list[tuple[Path, Path]]:
-        found = sorted(f for f in folder.rglob("*") if wanted(f))
-        return [(f, f.relative_to(folder)) for f in found]
+    def started(self, total: int) -> None:
+        self._bar = _progress().__enter__()
+        self._files = self._bar.add_task("files", total=total)
 
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = search(p)
-        elif not p.exists() and any(ch in item for ch in "*?["):
-            found = []
-            for m in sorted(Path(m) for m in glob.glob(item, recursive=True)):
-                if m.is_dir():
-                    found += [(f, Path(m.name) / rel) for f, rel in search(m)]
-                elif wanted(m):
-                    found.append((m, Path(m.name)))
-        else:
-            out.append((p, Path(p.name)))
-            continue
-        if not found:
-            failed += 1
-            kinds = ", ".join(sorted(suffixes))
-            typer.echo(f"error: {item}: no matching files ({kinds})", err=True)
-        out += found
-    return out, failed
+    def file_started(self, source: Path) -> Callable[[int, int], None]:
+        bar = self._bar
+        self._task = task = bar.add_task(source.name, total=None)
+        return lambda done, total: bar.update(task, completed=done, total=total)
 
-
-def _raise(exc: Exception) -> None:
-    raise exc
-
-
-def _check_out(out: Path, count: int, single: frozenset[str], other: frozenset[str]) -> bool:
-    """Whether ``-o out`` names one output file (else a folder), or a ``UserError``.
-
-    ``out`` names a file when its extension is in ``single`` and there is one input; with
-    many inputs that is an error, as is an extension in ``other`` (the wrong kind of file)
-    and an existing ``out`` that is not a folder: ``-o`` never makes a folder named like a
-    file, nor writes into ``/dev/null``.
-    """
-    if str(out) == "-":
-        raise UserError("-o -: writing to standard output is not supported; give a file or folder")
-    ext = out.suffix.lower()
-    if ext in single:
-        if count > 1:
-            raise UserError(
-                f"{out}: -o names one {ext} file but there are {count} inputs; "
-                "give a folder for many inputs"
+    def file_finished(self, result: FileResult) -> None:
+        if not result.ok and _interrupted:  # Ctrl-C, disguised by the code it interrupted
+            raise KeyboardInterrupt
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+            self._bar.advance(self._files)
+            self._task = None
+        if result.error is not None:
+            typer.echo(f"error: {result.error}", err=True)
+        elif result.kept is not None:
+            typer.echo(
+                f"{result.source}: kept {result.kept.name} (not written by audiotok), "
+                f"wrote {result.output}"
             )
-        if out.exists() and not out.is_file():
-            what = "a folder" if out.is_dir() else "not a regular file"
-            raise UserError(f"{out}: output is {what}")
-        return True
-    if ext in other:
-        kind = ", ".join(sorted(single))
-        raise UserError(f"{out}: -o names a {ext} file; this command writes {kind} files")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder (-o takes a folder here)")
-    return False
+
+
+def _run_batch(call: Callable[[BatchListener], BatchResult]) -> BatchResult:
+    """Run a batch with progress bars and one-line warnings; a bad batch exits 1."""
+    with _Bars() as bars, warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return run_or_exit(lambda: call(bars))
 
 
 def _progress() -> Any:
@@ -199,54 +164,6 @@ def _progress() -> Any:
         transient=True,
         disable=not console.is_terminal,
     )
-
-
-def _each_file(
-    jobs: list[tuple[Path, Path]], work: Callable[[Path, Path, Callable[[int, int], None]], None]
-) -> int:
-    """Run ``work(src, dest, progress)`` per job with a progress bar; report each failure in
-    one line (``error: <file>: <problem>``) and go on. Returns the number of failures."""
-    failed = 0
-    seen: dict[Path, Path] = {}
-    with _progress() as bar:
-        files = bar.add_task("files", total=len(jobs))
-        for src, dest in jobs:
-            task = bar.add_task(src.name, total=None)
-            try:
-                if dest.resolve() in seen:
-                    raise UserError(
-                        f"{src}: output {dest} is also written for {seen[dest.resolve()]}"
-                    )
-                seen[dest.resolve()] = src
-                with warnings.catch_warnings():
-                    warnings.showwarning = _show_warning
-                    work(
-                        src,
-                        dest,
-                        lambda done, total, t=task: bar.update(t, completed=done, total=total),
-                    )
-            except Exception as exc:
-                if _interrupted:  # Ctrl-C, disguised by the code it interrupted
-                    raise KeyboardInterrupt from None
-                failed += 1
-                typer.echo(f"error: {_error_line(exc, src)}", err=True)
-            finally:
-                bar.remove_task(task)
-                bar.advance(files)
-    return failed
-
-
-def _error_line(exc: Exception, src: Path) -> str:
-    """One line for a failed file: ours, an OS error in our words, or the exception's name."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    if isinstance(exc, OSError):  # disk full, permission denied, ...
-        return _os_error_line(exc, src)
-    if isinstance(exc, MemoryError):
-        return f"{src}: out of memory"
-    # a bug or an odd file: still one line, and the batch goes on
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{src}: {type(exc).__name__}: {msg}"
 
 
 @app.command()
@@ -275,43 +192,26 @@ def encode(
     force: bool = typer.Option(False, "--force", help="Overwrite existing token files."),
 ) -> None:
     """Encode audio files to token files <stem>.npy (codes (K, T') + metadata)."""
-    from audiotok import hub
-    from audiotok.atomic import check_destination
-    from audiotok.audio_io import AUDIO_EXTENSIONS
-    from audiotok.codes import write_codes
+    from audiotok.batch import encode_files
 
-    if fmt not in ("npy", "npz"):
-        run_or_exit(lambda: _raise(UserError(f"--format must be npy or npz, got {fmt!r}")))
-    tok = run_or_exit(lambda: hub.load(model))
-    k = run_or_exit(lambda: tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate))
-    found, failed = _expand(inputs, AUDIO_EXTENSIONS)
-    single = out_dir is not None and run_or_exit(
-        lambda: _check_out(out_dir, len(found), _TOKEN_SUFFIXES, AUDIO_EXTENSIONS)
+    result = _run_batch(
+        lambda listener: encode_files(
+            inputs,
+            model,
+            out=out_dir,
+            num_codebooks=num_codebooks,
+            bitrate=bitrate,
+            token_format=fmt,
+            force=force,
+            listener=listener,
+        )
     )
-    if single and fmt == "npz" and out_dir.suffix.lower() != ".npz":  # type: ignore[union-attr]
-        run_or_exit(lambda: _raise(UserError(f"{out_dir}: --format npz needs a .npz file name")))
-    jobs = [
-        (src, out_dir if single else ((out_dir / rel) if out_dir else src).with_suffix("." + fmt))
-        for src, rel in found
-    ]
-    totals = {"files": 0, "seconds": 0.0, "tokens": 0}
-
-    def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
-        if src.is_file():  # an existing output or a folder in the way: before the slow part
-            check_destination(dest, force)
-        codes, meta = tok.encode_file(src, num_codebooks=k, progress=progress)
-        write_codes(dest, codes, meta, force=force)
-        totals["files"] += 1
-        totals["seconds"] += meta.length / meta.sample_rate
-        totals["tokens"] += codes.numel()
-
-    failed += run_or_exit(lambda: _each_file(jobs, work))
-    rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
     typer.echo(
-        f"encoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio, "
-        f"{totals['tokens']} tokens ({k} codebooks x {tok.frame_rate:g} Hz, {rate:g} kbps)"
+        f"encoded {len(result.done)} file(s), {len(result.failed)} failed: "
+        f"{result.seconds:.2f} s of audio, {result.tokens} tokens ({result.num_codebooks} "
+        f"codebooks x {result.frame_rate:g} Hz, {result.bitrate:g} kbps)"
     )
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if result.failed else 0)
 
 
 @app.command()
@@ -347,67 +247,18 @@ def decode(
     not write is there (usually the recording the tokens came from): then the audio goes to
     <stem>.decoded.wav. --force replaces only that output file, never the recording.
     """
-    from audiotok import hub
-    from audiotok.audio_io import AUDIO_EXTENSIONS, check_output_path
-    from audiotok.codes import read_codes
+    from audiotok.batch import decode_files
 
-    tok = run_or_exit(lambda: hub.load(model))
-    found, failed = _expand(tokens, _TOKEN_SUFFIXES)
-    single = out is not None and run_or_exit(
-        lambda: _check_out(out, len(found), AUDIO_EXTENSIONS, _TOKEN_SUFFIXES)
+    result = _run_batch(
+        lambda listener: decode_files(
+            tokens, model, out=out, original_rate=original_rate, force=force, listener=listener
+        )
     )
-    jobs = [
-        (src, out if single else ((out / rel) if out else src).with_suffix(".wav"))
-        for src, rel in found
-    ]
-    kept: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav (a recording) it avoided
-    if not single:
-        moved = [(src, _decode_dest(dest)) for src, dest in jobs]
-        kept = {new: old for (_, old), (_, new) in zip(jobs, moved, strict=True) if new != old}
-        jobs = moved
-    totals = {"files": 0, "seconds": 0.0}
-
-    def work(src: Path, dest: Path, progress: Callable[[int, int], None]) -> None:
-        codes, meta = read_codes(src, tok)
-        check_output_path(dest, force)
-        length, rate, channels = (meta.length, None, None) if meta else (None, None, None)
-        if meta and original_rate:
-            length, rate = meta.original_length, meta.original_sample_rate
-            channels = meta.original_channels
-        tok.decode_to_file(
-            codes,
-            dest,
-            length=length,
-            sample_rate=rate,
-            channels=channels,
-            force=force,
-            progress=progress,
-        )
-        if dest in kept:
-            typer.echo(f"{src}: kept {kept[dest].name} (not written by audiotok), wrote {dest}")
-        totals["files"] += 1
-        totals["seconds"] += (length or codes.shape[-1] * tok.hop_length) / (
-            rate or tok.sample_rate
-        )
-
-    failed += run_or_exit(lambda: _each_file(jobs, work))
     typer.echo(
-        f"decoded {totals['files']} file(s), {failed} failed: {totals['seconds']:.2f} s of audio"
+        f"decoded {len(result.done)} file(s), {len(result.failed)} failed: "
+        f"{result.seconds:.2f} s of audio"
     )
-    raise typer.Exit(1 if failed else 0)
-
-
-def _decode_dest(dest: Path) -> Path:
-    """``dest`` (``<stem>.wav``), or ``<stem>.decoded.wav`` when ``dest`` holds something
-    audiotok did not write (a recording, a folder): decode never names a user's file as its
-    output, so ``--force`` cannot replace it."""
-    from audiotok.audio_io import written_by_audiotok
-
-    if not dest.exists() and not dest.is_symlink():
-        return dest
-    if dest.is_file() and written_by_audiotok(dest):
-        return dest
-    return dest.with_name(f"{dest.stem}.decoded{dest.suffix}")
+    raise typer.Exit(1 if result.failed else 0)
 
 
 @app.command()

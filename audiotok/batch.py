@@ -1,0 +1,417 @@
+"""Batch encode and decode of many files: input expansion, output names, per-file errors.
+
+What ``audiotok encode`` and ``audiotok decode`` do, as library functions that Python users
+call too (``audiotok.encode_files``, ``audiotok.decode_files``):
+
+- **inputs**: files are taken as given (a missing one is reported when read), folders are
+  searched recursively for the right extensions, globs (``*``, ``?``, ``[``, ``**``) are
+  expanded; audiotok's own temporary files (``.NAME.audiotok-tmp-...``) are never picked up;
+- **output names**: beside each input by default, mirrored into an ``out`` folder, or the one
+  file ``out`` names for a single input (``.npy``/``.npz`` for tokens, an audio extension for
+  decoded audio). Decode writes ``<stem>.wav`` unless a ``<stem>.wav`` that audiotok did not
+  write is there (usually the recording the tokens came from): then ``<stem>.decoded.wav``, so
+  that ``force`` can never replace a user's file, only the output the batch names;
+- **errors**: a bad batch (``out`` of the wrong kind, an unknown format or bitrate) raises
+  :class:`~audiotok.errors.UserError` before any file is touched; a bad file is reported as
+  one line (``<file>: <problem>``) in its :class:`FileResult` and the batch goes on.
+
+A :class:`BatchListener` follows the batch as it runs (the CLI draws progress bars and prints
+each failure with it); the :class:`BatchResult` holds every file's outcome and the totals.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audiotok.atomic import describe_os_error, is_temp
+from audiotok.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audiotok.tokenizer import AudioTokenizer
+
+__all__ = [
+    "TOKEN_SUFFIXES",
+    "FileResult",
+    "BatchResult",
+    "BatchListener",
+    "encode_files",
+    "decode_files",
+    "error_line",
+]
+
+#: extensions of token files
+TOKEN_SUFFIXES: frozenset[str] = frozenset({".npy", ".npz"})
+
+PathLike = str | os.PathLike
+#: ``progress(done, total)`` of one file (samples when encoding, frames when decoding)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of one input.
+
+    Attributes:
+        source: the input file (or the folder or glob that matched nothing).
+        output: the file written, or that would have been.
+        error: ``None`` on success, else one line, ``<file>: <problem>``.
+        seconds: seconds of audio encoded or decoded.
+        tokens: codes written (encode): ``K * T'``.
+        kept: decode only: the ``<stem>.wav`` (not written by audiotok) that made the output
+            ``<stem>.decoded.wav``.
+    """
+
+    source: Path
+    output: Path | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    tokens: int = 0
+    kept: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file was written."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Every input's outcome, in order, and the totals.
+
+    Attributes:
+        files: one :class:`FileResult` per input file, and one per folder or glob that
+            matched nothing.
+        num_codebooks: encode: K written per file.
+        frame_rate: encode: code frames per second.
+        bitrate: encode: kbps of the codes written.
+    """
+
+    files: tuple[FileResult, ...]
+    num_codebooks: int | None = None
+    frame_rate: float | None = None
+    bitrate: float | None = None
+
+    @property
+    def done(self) -> list[FileResult]:
+        """The files written."""
+        return [r for r in self.files if r.ok]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        """The failures (files, and folders or globs that matched nothing)."""
+        return [r for r in self.files if not r.ok]
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio of the files written."""
+        return sum(r.seconds for r in self.done)
+
+    @property
+    def tokens(self) -> int:
+        """Codes written over all files."""
+        return sum(r.tokens for r in self.done)
+
+
+class BatchListener:
+    """Follows a batch as it runs; every method does nothing unless overridden.
+
+    The CLI overrides them to draw progress bars and print a line per failure. An exception
+    raised by a method stops the batch (the CLI raises ``KeyboardInterrupt`` there when a
+    failure was really Ctrl-C).
+    """
+
+    def started(self, total: int) -> None:
+        """``total`` files are about to be processed (after the inputs were expanded)."""
+
+    def file_started(self, source: Path) -> Progress | None:
+        """``source`` is next; returns a callback for its progress, or ``None``."""
+        return None
+
+    def file_finished(self, result: FileResult) -> None:
+        """An input is done (``result.ok``) or failed (``result.error``)."""
+
+
+def error_line(exc: BaseException, where: PathLike | None = None) -> str:
+    """One line for a failure: ours, an OS error in our words, or the exception's name.
+
+    Args:
+        exc: what was raised.
+        where: the file it concerns, when the exception does not name one.
+    """
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, OSError):  # disk full, permission denied, ...
+        at = exc.filename if exc.filename is not None else where
+        return f"{at}: {describe_os_error(exc)}" if at is not None else describe_os_error(exc)
+    if isinstance(exc, MemoryError):
+        return f"{where}: out of memory"
+    # a bug or an odd file: still one line, and the batch goes on
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{where}: {type(exc).__name__}: {msg}"
+
+
+def expand_inputs(
+    items: Sequence[PathLike], suffixes: frozenset[str]
+) -> tuple[list[tuple[Path, Path]], list[FileResult]]:
+    """``(file, path relative to an output folder)`` for each input file, and the failures.
+
+    Files are taken as given (a missing one is kept, to be reported when read), folders are
+    searched recursively for ``suffixes``, globs (``*``, ``?``, ``[``, ``**``) are expanded
+    (folders among the matches searched too). A folder or glob without any matching file is
+    a failure, ``<input>: no matching files (<suffixes>)``.
+    """
+    out: list[tuple[Path, Path]] = []
+    failed: list[FileResult] = []
+
+    def wanted(f: Path) -> bool:  # never a temporary file left by a killed run
+        return f.suffix.lower() in suffixes and not is_temp(f) and f.is_file()
+
+    def search(folder: Path) -> list[tuple[Path, Path]]:
+        found = sorted(f for f in folder.rglob("*") if wanted(f))
+        return [(f, f.relative_to(folder)) for f in found]
+
+    for item in map(os.fspath, items):
+        p = Path(item)
+        if p.is_dir():
+            found = search(p)
+        elif not p.exists() and any(ch in item for ch in "*?["):
+            found = []
+            for m in sorted(Path(m) for m in glob.glob(item, recursive=True)):
+                if m.is_dir():
+                    found += [(f, Path(m.name) / rel) for f, rel in search(m)]
+                elif wanted(m):
+                    found.append((m, Path(m.name)))
+        else:
+            out.append((p, Path(p.name)))
+            continue
+        if not found:
+            kinds = ", ".join(sorted(suffixes))
+            failed.append(FileResult(p, error=f"{item}: no matching files ({kinds})"))
+        out += found
+    return out, failed
+
+
+def output_is_file(out: Path, count: int, single: frozenset[str], other: frozenset[str]) -> bool:
+    """Whether ``out`` names one output file (else a folder to write into).
+
+    ``out`` names a file when its extension is in ``single`` and there is one input; with
+    many inputs that is an error, as is an extension in ``other`` (the wrong kind of file)
+    and an existing ``out`` that is not a folder: ``out`` never makes a folder named like a
+    file, nor writes into ``/dev/null``.
+
+    Raises:
+        UserError: any of those.
+    """
+    if str(out) == "-":
+        raise UserError("-o -: writing to standard output is not supported; give a file or folder")
+    ext = out.suffix.lower()
+    if ext in single:
+        if count > 1:
+            raise UserError(
+                f"{out}: -o names one {ext} file but there are {count} inputs; "
+                "give a folder for many inputs"
+            )
+        if out.exists() and not out.is_file():
+            what = "a folder" if out.is_dir() else "not a regular file"
+            raise UserError(f"{out}: output is {what}")
+        return True
+    if ext in other:
+        kind = ", ".join(sorted(single))
+        raise UserError(f"{out}: -o names a {ext} file; this command writes {kind} files")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder (-o takes a folder here)")
+    return False
+
+
+def decoded_name(dest: Path) -> Path:
+    """``dest`` (``<stem>.wav``), or ``<stem>.decoded.wav`` when ``dest`` holds something
+    audiotok did not write (a recording, a folder): decode never names a user's file as its
+    output, so ``force`` cannot replace it."""
+    from audiotok.audio_io import written_by_audiotok
+
+    if not dest.exists() and not dest.is_symlink():
+        return dest
+    if dest.is_file() and written_by_audiotok(dest):
+        return dest
+    return dest.with_name(f"{dest.stem}.decoded{dest.suffix}")
+
+
+def _load(tokenizer: AudioTokenizer | PathLike) -> AudioTokenizer:
+    if isinstance(tokenizer, str | os.PathLike):
+        from audiotok import hub
+
+        return hub.load(os.fspath(tokenizer))
+    return tokenizer
+
+
+def _as_list(inputs: Sequence[PathLike] | PathLike) -> list[PathLike]:
+    return [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+
+
+def _run(
+    jobs: list[tuple[Path, Path]],
+    work: Callable[[Path, Path, Progress | None], FileResult],
+    listener: BatchListener,
+) -> list[FileResult]:
+    """``work(source, dest, progress)`` per job; a failure becomes a :class:`FileResult` with
+    its one-line error, and the batch goes on."""
+    results: list[FileResult] = []
+    seen: dict[Path, Path] = {}
+    listener.started(len(jobs))
+    for src, dest in jobs:
+        progress = listener.file_started(src)
+        try:
+            if dest.resolve() in seen:
+                raise UserError(f"{src}: output {dest} is also written for {seen[dest.resolve()]}")
+            seen[dest.resolve()] = src
+            result = work(src, dest, progress)
+        except Exception as exc:
+            result = FileResult(src, dest, error=error_line(exc, src))
+        results.append(result)
+        listener.file_finished(result)
+    return results
+
+
+def encode_files(
+    inputs: Sequence[PathLike] | PathLike,
+    tokenizer: AudioTokenizer | PathLike = "default",
+    *,
+    out: PathLike | None = None,
+    num_codebooks: int | None = None,
+    bitrate: float | None = None,
+    token_format: str = "npy",
+    force: bool = False,
+    listener: BatchListener | None = None,
+) -> BatchResult:
+    """Encode audio files to token files (codes ``(K, T')`` + metadata), in bounded memory.
+
+    Args:
+        inputs: audio files, folders (searched recursively) or globs.
+        tokenizer: an :class:`~audiotok.tokenizer.AudioTokenizer`, or ``"default"`` or an
+            exported model folder to load.
+        out: a folder to write into (mirroring input folders), or the ``.npy``/``.npz`` file
+            for one input; default: ``<stem>.npy`` beside each input.
+        num_codebooks, bitrate: codebooks to keep, or a kbps rung of the model's ladder.
+        token_format: ``"npy"`` (plain array + trailer) or ``"npz"``.
+        force: replace existing token files.
+        listener: follows the batch (progress, failures as they happen).
+
+    Returns:
+        Every file's outcome; with ``num_codebooks``, ``frame_rate`` and ``bitrate`` (kbps).
+
+    Raises:
+        UserError: a bad format, bitrate, codebook count, model or ``out``; bad files are
+            reported in the result instead.
+    """
+    from audiotok.atomic import check_destination
+    from audiotok.audio_io import AUDIO_EXTENSIONS
+    from audiotok.codes import write_codes
+
+    if token_format not in ("npy", "npz"):
+        raise UserError(f"--format must be npy or npz, got {token_format!r}")
+    listener = listener or BatchListener()
+    tok = _load(tokenizer)
+    k = tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
+    found, failed = expand_inputs(_as_list(inputs), AUDIO_EXTENSIONS)
+    for result in failed:
+        listener.file_finished(result)
+    dest = None if out is None else Path(out)
+    single = dest is not None and output_is_file(dest, len(found), TOKEN_SUFFIXES, AUDIO_EXTENSIONS)
+    if single and token_format == "npz" and dest.suffix.lower() != ".npz":  # type: ignore[union-attr]
+        raise UserError(f"{dest}: --format npz needs a .npz file name")
+    suffix = "." + token_format
+    jobs = [
+        (src, dest if single else ((dest / rel) if dest else src).with_suffix(suffix))  # type: ignore[misc]
+        for src, rel in found
+    ]
+
+    def work(src: Path, to: Path, progress: Progress | None) -> FileResult:
+        if src.is_file():  # an existing output or a folder in the way: before the slow part
+            check_destination(to, force)
+        codes, meta = tok.encode_file(src, num_codebooks=k, progress=progress)
+        write_codes(to, codes, meta, force=force)
+        return FileResult(src, to, seconds=meta.length / meta.sample_rate, tokens=codes.numel())
+
+    results = _run(jobs, work, listener)
+    rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
+    return BatchResult(tuple(failed + results), k, tok.frame_rate, rate)
+
+
+def decode_files(
+    inputs: Sequence[PathLike] | PathLike,
+    tokenizer: AudioTokenizer | PathLike = "default",
+    *,
+    out: PathLike | None = None,
+    original_rate: bool = True,
+    force: bool = False,
+    listener: BatchListener | None = None,
+) -> BatchResult:
+    """Decode token files to audio, at the source's sample rate, exact length and channels.
+
+    Token files that audiotok wrote carry the source's rate, length and channel count; plain
+    ``(K, T')`` arrays decode at the model's rate and channels. A mono model's output is
+    copied into each channel of a stereo source (the channels are identical).
+
+    Args:
+        inputs: token files (``.npy``/``.npz``), folders (searched recursively) or globs.
+        tokenizer: an :class:`~audiotok.tokenizer.AudioTokenizer`, or ``"default"`` or an
+            exported model folder to load; tokens from another model are refused.
+        out: the audio file for one input (written as given), or a folder; default: beside
+            each input. Outputs are ``<stem>.wav``, or ``<stem>.decoded.wav`` where a
+            ``<stem>.wav`` that audiotok did not write is in the way.
+        original_rate: write the source's rate, length and channels (from the token file);
+            ``False``: the model's rate and channels.
+        force: replace the output file (never the source recording).
+        listener: follows the batch (progress, failures as they happen).
+
+    Returns:
+        Every file's outcome (``kept`` names a recording that was left alone).
+
+    Raises:
+        UserError: a bad model or ``out``; bad files are reported in the result instead.
+    """
+    from audiotok.audio_io import AUDIO_EXTENSIONS, check_output_path
+    from audiotok.codes import read_codes
+
+    listener = listener or BatchListener()
+    tok = _load(tokenizer)
+    found, failed = expand_inputs(_as_list(inputs), TOKEN_SUFFIXES)
+    for result in failed:
+        listener.file_finished(result)
+    dest = None if out is None else Path(out)
+    single = dest is not None and output_is_file(dest, len(found), AUDIO_EXTENSIONS, TOKEN_SUFFIXES)
+    jobs = [
+        (src, dest if single else ((dest / rel) if dest else src).with_suffix(".wav"))  # type: ignore[misc]
+        for src, rel in found
+    ]
+    kept: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav (a recording) it avoided
+    if not single:
+        moved = [(src, decoded_name(to)) for src, to in jobs]
+        kept = {new: old for (_, old), (_, new) in zip(jobs, moved, strict=True) if new != old}
+        jobs = moved
+
+    def work(src: Path, to: Path, progress: Progress | None) -> FileResult:
+        codes, meta = read_codes(src, tok)
+        check_output_path(to, force)
+        length, rate, channels = (meta.length, None, None) if meta else (None, None, None)
+        if meta and original_rate:
+            length, rate = meta.original_length, meta.original_sample_rate
+            channels = meta.original_channels
+        tok.decode_to_file(
+            codes,
+            to,
+            length=length,
+            sample_rate=rate,
+            channels=channels,
+            force=force,
+            progress=progress,
+        )
+        seconds = (length or codes.shape[-1] * tok.hop_length) / (rate or tok.sample_rate)
+        return FileResult(src, to, seconds=seconds, kept=kept.get(to))
+
+    return BatchResult(tuple(failed + _run(jobs, work, listener)))
