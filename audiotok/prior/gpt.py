@@ -114,7 +114,8 @@ class GPTConfig(StrictConfig):
 class GPT(nn.Module):
     """Causal prior over code grids; see the module docstring for the layout."""
 
-    kind = "gpt"  # the name in an exported config.json
+    family = "prior_gpt"  # the name in an exported config.json (and the model registry)
+    config_class = GPTConfig
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()

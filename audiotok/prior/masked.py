@@ -70,7 +70,8 @@ class MaskedConfig(StrictConfig):
 class MaskedPrior(nn.Module):
     """Bidirectional prior that predicts masked codes of a grid; see the module docstring."""
 
-    kind = "masked"  # the name in an exported config.json
+    family = "prior_masked"  # the name in an exported config.json (and the model registry)
+    config_class = MaskedConfig
 
     def __init__(self, config: MaskedConfig) -> None:
         super().__init__()

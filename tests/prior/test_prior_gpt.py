@@ -141,7 +141,7 @@ def test_save_load_gives_identical_logits(tmp_path, pattern: Pattern) -> None:
     model = tiny_gpt(pattern, num_classes=2)
     path = model.save_pretrained(tmp_path / "prior")
     meta = json.loads((path / "config.json").read_text())
-    assert meta["format_version"] == 1 and meta["kind"] == "gpt"
+    assert meta["format_version"] == 1 and meta["family"] == "prior_gpt"
     loaded = load_prior(path)
     assert isinstance(loaded, GPT) and not loaded.training and loaded.config == model.config
     seq, _ = pattern.build(torch.randint(0, V, (2, K, 4)))
@@ -159,6 +159,16 @@ def test_load_errors_are_one_line_user_errors(tmp_path) -> None:
         load_prior(path)
     (path / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "x": 1}}))
     with pytest.raises(UserError, match=r"unknown GPTConfig key\(s\): x"):
+        load_prior(path)
+    huge = {**meta["config"], "dim": 1 << 16, "num_heads": 1 << 8, "num_layers": 4}
+    (path / "config.json").write_text(json.dumps({**meta, "config": huge}))
+    with pytest.raises(UserError, match="more than model.safetensors holds"):
+        load_prior(path)  # refused before allocating anything
+    (path / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "dim": 16}}))
+    with pytest.raises(UserError, match="weights do not match the config"):
+        load_prior(path)
+    (path / "config.json").write_text(json.dumps({**meta, "family": "prior_rnn"}))
+    with pytest.raises(UserError, match="unknown prior family 'prior_rnn'"):
         load_prior(path)
 
 

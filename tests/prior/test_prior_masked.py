@@ -98,7 +98,7 @@ def test_save_load_and_limits(tmp_path) -> None:
     model = tiny_masked(num_classes=3)
     loaded = load_prior(model.save_pretrained(tmp_path / "m"))
     assert isinstance(loaded, MaskedPrior)
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["kind"] == "masked"
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["family"] == "prior_masked"
     tokens = torch.randint(-1, V, (2, K, 7))
     assert torch.equal(loaded(tokens, torch.tensor([0, 3])), model(tokens, torch.tensor([0, 3])))
     with pytest.raises(ValueError, match="max_positions"):
