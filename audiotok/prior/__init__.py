@@ -15,6 +15,17 @@ This package sees integer codes only, never a codec (ARCHITECTURE.md): a tokeniz
 * :mod:`~audiotok.prior.score`: unigram and count-bigram baselines.
 * :mod:`~audiotok.prior.io` / :mod:`~audiotok.prior.pretrained`: ``save_pretrained`` /
   ``load_prior`` (config.json + model.safetensors).
+
+Example (codes from any tokenizer: ``codes = tok.encode(wav, sample_rate)``, ``(B, K, T)``)::
+
+    from audiotok.prior import GPT, GPTConfig, LMVocab, delay, load_prior, to_lm_tokens
+
+    prior = GPT(GPTConfig(num_codebooks=8, codebook_size=1024, pattern=delay(8)))
+    loss, per_codebook = prior.loss(codes)                  # train on raw codes
+    new = prior.generate(750, prompt=codes[..., :225], temperature=0.9, top_k=250)
+    prior.score(codes, frame_rate=75.0)                     # bits per codebook/frame, kbps
+    prior.save_pretrained("prior/"); prior = load_prior("prior/")
+    ids = to_lm_tokens(codes, delay(8), LMVocab(8, 1024, offset=32000))  # for another LM
 """
 
 from audiotok.prior.gpt import GPT, GPTConfig
