@@ -15,19 +15,25 @@ Every file the CLI writes goes through :func:`create_temp` and :func:`commit`:
   the same destination from the same machine once that process is gone
   (:func:`clean_stale`; ``<host>`` keeps a shared folder's other machines out of it).
 
+:func:`open_atomic` wraps the three steps for code that writes through a file object
+(checkpoints, manifests, logs).
+
 :func:`describe_os_error` turns ``OSError`` into the project's words (``disk full``,
 ``permission denied``, ...) for ``error: <file>: <problem>`` lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import hashlib
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from audiotok.errors import UserError
 
@@ -40,6 +46,7 @@ __all__ = [
     "describe_os_error",
     "check_destination",
     "default_mode",
+    "open_atomic",
 ]
 
 #: Part of every temporary file's name; scans skip names that contain it.
@@ -193,3 +200,33 @@ def commit(tmp: str | os.PathLike, dest: str | os.PathLike, *, force: bool) -> P
         raise UserError(f"{d}: cannot write ({describe_os_error(e)})") from None
     finally:
         t.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_atomic(
+    dest: str | os.PathLike, *, force: bool, text: bool = False, sync: bool = False
+) -> Iterator[IO[Any]]:
+    """Write ``dest`` through a file object; it appears only if the ``with`` block succeeds.
+
+    Args:
+        dest: the file to write (its folder must exist).
+        force: replace an existing ``dest`` (else :func:`commit` refuses it, also under races).
+        text: open in text mode (UTF-8) instead of binary.
+        sync: ``fsync`` the data before it is moved into place (checkpoints: a crash right
+            after must not leave an empty file under the final name).
+
+    Raises:
+        UserError: see :func:`create_temp` and :func:`commit`. An exception inside the block
+            removes the temporary file and propagates.
+    """
+    fd, tmp = create_temp(dest)
+    try:
+        with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as f:
+            yield f
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    commit(tmp, dest, force=force)

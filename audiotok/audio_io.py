@@ -1,34 +1,29 @@
 """Audio files in and out: the one home of reading, resampling, channels and writing.
 
-Length: one module on purpose (issue 10). The tokenizer, the datasets, eval and the corpus
-scripts used to carry two I/O stacks whose rules drifted apart; keeping every rule in this
-file (about 500 lines) is what keeps them one.
+One module on purpose (issue 10): the tokenizer, datasets, eval and corpus scripts used to
+carry two I/O stacks whose rules drifted apart; every rule lives here so that they stay one.
+Arrays are ``(C, T)`` float32 in [-1, 1], channels first.
 
-Everything works on numpy ``(C, T)`` arrays (channels first, float32 in [-1, 1]):
+* **Reading.** Every reader opens a file through the same checks (:func:`_open`): a missing,
+  empty, unreadable or non-audio file, a header rate outside :data:`SAMPLE_RATE_RANGE`
+  (1 kHz .. 384 kHz, refused before anything is allocated) and a file without samples raise
+  :class:`AudioFileError`; so do NaN/inf samples. :class:`AudioReader` decodes in blocks
+  (bounded memory whatever the header says; a :class:`TruncatedAudioWarning` naming both
+  counts when a file ends before the frames its header announces); :func:`read_audio` reads
+  a whole file or a window of a path or file object; :func:`audio_info` reads the header.
+* **Resampling** is soxr "HQ". :func:`resample` is a :class:`Resampler` stream fed everything
+  at once: exactly the samples of a one-shot ``soxr.resample``, and of the same stream fed
+  in blocks, so streamed and in-memory paths agree.
+* **The channel rule** (:func:`convert_channels`, exported as :func:`to_channels` too): the
+  same count is kept; otherwise every output channel is the mean of all input channels. Many
+  -> fewer is a plain downmix (5.1 -> stereo: the mean in both), mono -> many duplicates.
+* **Writing** (:class:`AudioWriter`, :func:`write_audio`) goes through :mod:`audiotok.atomic`:
+  a hidden temporary file moved into place when complete, exclusive create unless ``force``,
+  the umask's mode.
+* :func:`normalize_level`: a plain RMS target in dBFS and a peak limit (not LUFS).
 
-* **Reading.** Every reader opens a file through the same checks (:func:`_open`): a
-  missing, empty, unreadable or non-audio file, a header sample rate outside
-  :data:`SAMPLE_RATE_RANGE` (1 kHz .. 384 kHz, refused before anything is allocated) and a
-  file without samples each raise :class:`AudioFileError`. :class:`AudioReader` decodes in
-  blocks for the tokenizer (bounded memory whatever the header says, a
-  :class:`TruncatedAudioWarning` naming both counts when a file ends before the frame count
-  its header announces); :func:`read_audio` reads a whole file or a window (a path or a
-  file object), :func:`audio_info` only the header. NaN/inf samples are refused.
-* **Resampling** uses soxr at "HQ" quality. :class:`Resampler` streams blocks;
-  :func:`resample` is the same stream fed everything at once, which gives exactly the samples
-  of a one-shot ``soxr.resample``, so streamed and in-memory paths agree.
-* **The channel rule** (:func:`convert_channels`, also exported as :func:`to_channels`):
-  the same count is kept; otherwise every output channel is the mean of all input channels.
-  So many -> fewer is a plain downmix (no pan law; 5.1 -> stereo is the mean in both
-  channels), mono -> many duplicates the channel. Tokenizer, datasets and eval all use it.
-* **Writing** (:class:`AudioWriter`, :func:`write_audio`) goes through
-  :mod:`audiotok.atomic`: a hidden temporary file beside the destination, moved into place
-  only when complete, exclusive create without ``force``, the umask's mode.
-* :func:`normalize_level` is a plain RMS target in dBFS followed by a peak limit (not LUFS).
-
-Every problem with a file raises :class:`AudioFileError` (a
-:class:`~audiotok.errors.UserError`): one line, ``"<file>: <problem>"``, with libsndfile's
-text reduced to its reason.
+A problem with a file is one line, ``"<file>: <problem>"`` (:class:`AudioFileError`, a
+:class:`~audiotok.errors.UserError`), with libsndfile's text reduced to its reason.
 """
 
 from __future__ import annotations
@@ -185,13 +180,10 @@ def _check_finite(data: np.ndarray, name: str) -> None:
 
 
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
-    """Probe a file's header without decoding it.
-
-    Returns:
-        ``(sample_rate, channels, frames)``; ``frames`` may be approximate for MP3.
+    """``(sample_rate, channels, frames)`` from the header (``frames`` is approximate for MP3).
 
     Raises:
-        AudioFileError: see :func:`read_audio`.
+        AudioFileError: see :func:`_open`.
     """
     with _open(path) as f:
         return int(f.samplerate), int(f.channels), int(f.frames)
@@ -210,14 +202,13 @@ def read_audio(src: AudioSource, *, start: int = 0, frames: int = -1) -> tuple[n
         ``(wav, sample_rate)`` with ``wav: (C, T) float32``.
 
     Raises:
-        AudioFileError: missing, empty, unreadable/corrupt/not-audio file, a header rate out
-            of range, no samples, or non-finite samples.
+        AudioFileError: see :func:`_open`; also no samples read, or NaN/inf samples.
     """
     name = _name(src)
     with _open(src) as f:
-        start = slice(start, None).indices(f.frames)[0]  # as soundfile.read clamps it
+        start = slice(start, None).indices(f.frames)[0]  # as soundfile.read does
         try:
-            if start:
+            if f.seekable():  # also to 0: libsndfile's MP3 decoder then matches soundfile.read
                 f.seek(start)
             data = f.read(frames, dtype="float32", always_2d=True)
         except Exception as e:
@@ -232,12 +223,7 @@ def read_audio(src: AudioSource, *, start: int = 0, frames: int = -1) -> tuple[n
 def read_audio_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
     """Decode audio held in memory (e.g. an MP3 inside a game archive).
 
-    Args:
-        data: the encoded file's bytes.
-        name: shown in error messages.
-
-    Returns:
-        ``(wav (C, T) float32, sample_rate)``.
+    ``name`` is shown in error messages; returns ``(wav (C, T) float32, sample_rate)``.
     """
     if not data:
         raise AudioFileError(name, "file is empty (0 bytes)")
@@ -416,9 +402,8 @@ def resample(wav: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
 def convert_channels(wav: np.ndarray, channels: int) -> np.ndarray:
     """Bring ``wav: (C, T)`` to ``(channels, T)`` float32 by the one channel rule.
 
-    The same count is kept; otherwise every output channel is the mean of all input channels:
-    many -> fewer is a plain downmix (no -3 dB pan law; 5.1 -> stereo puts the mean of the
-    six channels in both), mono -> many duplicates the channel.
+    The same count is kept; otherwise every output channel is the mean of all input channels
+    (no -3 dB pan law): 5.1 -> stereo has the mean of the six in both, mono -> many duplicates.
 
     Raises:
         ValueError: ``wav`` is not 2-D, or ``channels`` < 1.
@@ -441,20 +426,10 @@ to_channels = convert_channels
 def normalize_level(
     wav: np.ndarray, target_db: float = -23.0, peak_db: float = -1.0, eps: float = 1e-8
 ) -> np.ndarray:
-    """Scale audio to an RMS level in dBFS, then limit the peak.
+    """Scale ``wav: (..., T)`` to an RMS of ``target_db`` dBFS, then limit its peak to ``peak_db``.
 
-    This is a simple stand-in for loudness normalisation (no K-weighting, no gating): the
-    gain makes ``20*log10(rms) == target_db`` and is then reduced so that the absolute peak is
-    at most ``peak_db``. Digital silence is returned unchanged.
-
-    Args:
-        wav: ``(..., T)`` float array.
-        target_db: wanted RMS in dBFS over the whole array.
-        peak_db: ceiling for the absolute peak in dBFS.
-        eps: RMS below this counts as silence.
-
-    Returns:
-        float32 array of the same shape.
+    A simple stand-in for loudness normalisation (no K-weighting, no gating); an RMS below
+    ``eps`` (digital silence) is returned unchanged. Returns float32 of the same shape.
     """
     wav = np.asarray(wav, dtype=np.float32)
     rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
@@ -474,17 +449,7 @@ def load_audio(
     channels: int | None = None,
     level_db: float | None = None,
 ) -> np.ndarray:
-    """Read a file and bring it to a sample rate / channel count / level in one call.
-
-    Args:
-        path: audio file.
-        sample_rate: target rate, or None to keep the file's.
-        channels: target channel count, or None to keep the file's.
-        level_db: RMS target for :func:`normalize_level`, or None to keep the level.
-
-    Returns:
-        ``(C, T) float32``.
-    """
+    """:func:`read_audio`, then channels, rate and RMS level (each None: kept): ``(C, T)``."""
     wav, sr = read_audio(path)
     if channels is not None:
         wav = convert_channels(wav, channels)  # before resampling: fewer channels to resample
@@ -498,10 +463,9 @@ def load_audio(
 # ---- writing --------------------------------------------------------------------------------
 
 
-def check_output_path(path: str | os.PathLike, force: bool) -> Path:
-    """Raise ``UserError`` if ``path`` cannot be written (exists without ``force``, is a folder
-    or a device); create its folder."""
-    return check_destination(path, force)
+#: Raise ``UserError`` if a path cannot be written (exists without ``force``, is a folder or a
+#: device); create its folder.
+check_output_path = check_destination
 
 
 def written_by_audiotok(path: str | os.PathLike) -> bool:
@@ -622,19 +586,10 @@ class AudioWriter:
 def write_audio(
     path: str | os.PathLike, wav: np.ndarray, sample_rate: int, subtype: str | None = None
 ) -> Path:
-    """Write a whole array atomically with :class:`AudioWriter`, replacing ``path`` if it exists.
+    """Write ``wav: (C, T)`` or ``(T,)`` with :class:`AudioWriter`, replacing ``path``.
 
     The file carries no ``software`` tag: it is data (a corpus file, a training sample), not a
-    decode output that ``audiotok decode`` may replace.
-
-    Args:
-        path: destination file; its folder is created if needed.
-        wav: ``(C, T)`` or ``(T,)`` float array.
-        sample_rate: in Hz.
-        subtype: soundfile subtype (e.g. ``"PCM_24"``, ``"FLOAT"``), or None for the default.
-
-    Returns:
-        The destination path.
+    decode output that ``audiotok decode`` may replace. Returns ``path``.
 
     Raises:
         ValueError: ``wav`` is neither 1-D nor 2-D.

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiotok.atomic import open_atomic
 from audiotok.audio_io import AUDIO_EXTENSIONS, audio_info
 from audiotok.data.corpus import missing_corpus_hint
 from audiotok.errors import UserError
@@ -109,17 +109,27 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestEntry]:
 
 
 def write_manifest(
-    entries: Iterable[ManifestEntry], path: str | os.PathLike, relative: bool = True
+    entries: Iterable[ManifestEntry],
+    path: str | os.PathLike,
+    relative: bool = True,
+    *,
+    force: bool = True,
 ) -> Path:
-    """Write entries as JSONL (atomically); paths below the manifest's folder become relative."""
+    """Write entries as JSONL; paths below the manifest's folder become relative.
+
+    The file is written atomically (:func:`audiotok.atomic.open_atomic`, the umask's mode).
+    ``force=False`` refuses an existing file (exclusively, also under races); the default
+    replaces it, so that a corpus build can be run again.
+
+    Raises:
+        UserError: ``path`` exists and ``force`` is False, or it cannot be written.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     root = p.parent if relative else None
     text = "".join(json.dumps(e.to_dict(relative_to=root)) + "\n" for e in entries)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with open_atomic(p, force=force, text=True) as f:
         f.write(text)
-    os.replace(tmp, p)
     return p
 
 

@@ -4,9 +4,9 @@ A checkpoint is one ``torch.save`` file ``run_dir/checkpoints/step_00001000.pt``
 tensors and plain Python containers, so that ``torch.load(path, weights_only=True)`` reads it
 (no pickled classes). The trainer fills it with the model, discriminator, both optimisers and
 schedulers, the step, the data position (epoch and batches consumed in that epoch), the RNG
-states of every rank and the recipe as a dict. Writes go to a temporary file in the same
-folder followed by ``os.replace``, so a run killed mid-write never leaves a truncated
-checkpoint behind.
+states of every rank and the recipe as a dict. Writes go through :mod:`audiotok.atomic` (a
+temporary file in the same folder, synced, then renamed; the umask's mode), so a run killed
+mid-write never leaves a truncated checkpoint behind.
 
 RNG states are stored as tensors: torch's own byte tensors, numpy's MT19937 key as an int64
 tensor, Python's ``random`` state as an int64 tensor plus its version and cached gaussian.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audiotok.atomic import open_atomic
 from audiotok.errors import UserError
 
 __all__ = [
@@ -66,7 +66,7 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` atomically (a temporary file in the same folder, then ``os.replace``).
+    """Write ``state`` atomically (:func:`audiotok.atomic.open_atomic`; the umask's mode).
 
     Args:
         state: tensors and plain containers only (checked by the ``weights_only`` loader).
@@ -77,16 +77,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_atomic(path, force=True, sync=True) as f:  # a re-run step replaces its own file
+        torch.save(state, f)
     return path
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from audiotok.atomic import open_atomic
 
 __all__ = ["MetricsLogger", "window_code_stats"]
 
@@ -137,10 +138,8 @@ class MetricsLogger:
         kept = [ln for ln, s in zip(lines, steps, strict=True) if s is not None and s <= step]
         if len(kept) == len(lines):
             return
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".metrics.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with open_atomic(self.path, force=True, text=True) as f:
             f.writelines(kept)
-        os.replace(tmp, self.path)
 
     def log(self, step: int, split: str, values: dict[str, Any]) -> None:
         """Append one record ``{"step", "split", "time", **values}`` (and TensorBoard scalars)."""
