@@ -11,7 +11,6 @@ decoding are chunked exactly (:mod:`audiotok.tokenizer.chunking`); files stream 
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -214,9 +213,9 @@ class AudioTokenizer:
 
     # -- encoding -----------------------------------------------------------------------
     def _chunk_and_context(self) -> tuple[int, int]:
-        if self.encoder_context is None:
-            return 1 << 62, 0
-        return self.chunk_frames * self.hop_length, self.encoder_context
+        """Samples per chunk and of context per side (one chunk of everything: no chunking)."""
+        ctx = self.encoder_context
+        return (1 << 62, 0) if ctx is None else (self.chunk_frames * self.hop_length, ctx)
 
     def encode(
         self,
@@ -289,27 +288,14 @@ class AudioTokenizer:
         with AudioReader(path, self.sample_rate, self.channels, self.read_block_frames) as reader:
             total = reader.expected_frames()
             pieces: list[Tensor] = []
-            for block in itertools.chain(reader.blocks(), [None]):
-                ready = planner.push(block)
-                if ready is None:
-                    continue
+            for ready in planner.stream(reader.blocks()):
                 jobs = [(0, w) for w in ready.windows]
-                pieces += [
-                    c
-                    for _, _, c in encode_windows(
-                        self.model, [ready.audio], jobs, k, self.batch_size
-                    )
-                ]
+                run = encode_windows(self.model, [ready.audio], jobs, k, self.batch_size)
+                pieces += [codes for _, _, codes in run]
                 if progress is not None:
                     progress(ready.done, max(total, ready.received))
-            meta = self.codes_meta(
-                k,
-                planner.received,
-                reader.file_sample_rate,
-                reader.frames_read,
-                reader.file_channels,
-            )
-        return torch.cat(pieces, dim=-1), meta
+            source = (reader.file_sample_rate, reader.frames_read, reader.file_channels)
+        return torch.cat(pieces, dim=-1), self.codes_meta(k, planner.received, *source)
 
     # -- decoding -----------------------------------------------------------------------
     def _check_codes(self, codes: Any) -> Tensor:
@@ -319,6 +305,7 @@ class AudioTokenizer:
         return c
 
     def _decode_plan(self, frames: int) -> list[Window]:
+        """Windows over ``frames`` code frames (one, when the decoder cannot be chunked)."""
         ctx = self.decoder_context
         return plan_windows(frames, self.chunk_frames if ctx is not None else frames, ctx or 0)
 

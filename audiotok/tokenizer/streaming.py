@@ -15,8 +15,9 @@ are resampled, converted to the output's channels and written, to an exact lengt
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,13 @@ class StreamPlanner:
         drop = max(0, min(nxt - ctx, end) - self._start)  # what no later window reaches back to
         self._buf, self._start = self._buf[:, drop:], self._start + drop
         return ready
+
+    def stream(self, blocks: Iterable[np.ndarray]) -> Iterator[ReadyWindows]:
+        """:meth:`push` every block ``(C, n)``, then the end; yields what is ready."""
+        for block in itertools.chain(blocks, [None]):
+            ready = self.push(block)
+            if ready is not None:
+                yield ready
 
 
 def write_stream(
