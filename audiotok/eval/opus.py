@@ -37,6 +37,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
+from audiotok.audio_io import resample
+
 OPUS_RATE = 48_000
 MIN_KBPS_PER_CHANNEL = 6.0
 MAX_KBPS_PER_CHANNEL = 256.0
@@ -110,15 +112,6 @@ def _encode_decode(src: Path, enc: Path, dec: Path, kbps: float, mode: Mode, bac
     _run(base + ["-i", str(enc), "-ar", str(OPUS_RATE), "-c:a", "pcm_f32le", str(dec)])
 
 
-def _resample(wav: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
-    if from_sr == to_sr:
-        return wav.astype(np.float32, copy=False)
-    import soxr
-
-    out = soxr.resample(np.ascontiguousarray(wav.T), from_sr, to_sr, quality="HQ")
-    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, wav.shape[0]).T)
-
-
 def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:
     if wav.shape[-1] >= length:
         return wav[..., :length]
@@ -160,7 +153,7 @@ def opus_encode_decode(
     kbps = float(
         np.clip(bitrate_kbps, MIN_KBPS_PER_CHANNEL * channels, MAX_KBPS_PER_CHANNEL * channels)
     )
-    x48 = np.clip(_resample(x, sample_rate, OPUS_RATE), -1.0, 1.0)
+    x48 = np.clip(resample(x, sample_rate, OPUS_RATE), -1.0, 1.0)
     with tempfile.TemporaryDirectory(prefix="audiotok-opus-") as tmp:
         src, enc, dec = Path(tmp) / "in.wav", Path(tmp) / "out.opus", Path(tmp) / "dec.wav"
         sf.write(str(src), x48.T, OPUS_RATE, subtype="FLOAT")
@@ -170,7 +163,7 @@ def opus_encode_decode(
     y48 = _fit_length(np.ascontiguousarray(y48.T), x48.shape[-1])
     if y48.shape[0] != channels:  # a decoder that up/down-mixed: bring back the channel count
         y48 = y48.mean(axis=0, keepdims=True).repeat(channels, axis=0)
-    y = _fit_length(_resample(y48, int(sr), sample_rate), length)
+    y = _fit_length(resample(y48, int(sr), sample_rate), length)
     actual = size_bits / (length / sample_rate) / 1000.0
     return OpusResult(audio=y, bitrate_kbps=kbps, actual_kbps=actual, backend=backend)
 
