@@ -1,22 +1,15 @@
 """Batch encode and decode of many files: input expansion, output names, per-file errors.
 
 What ``audiotok encode`` and ``audiotok decode`` do, as library functions that Python users
-call too (``audiotok.encode_files``, ``audiotok.decode_files``):
-
-- **inputs**: files are taken as given (a missing one is reported when read), folders are
-  searched recursively for the right extensions, globs (``*``, ``?``, ``[``, ``**``) are
-  expanded; audiotok's own temporary files (``.NAME.audiotok-tmp-...``) are never picked up;
-- **output names**: beside each input by default, mirrored into an ``out`` folder, or the one
-  file ``out`` names for a single input (``.npy``/``.npz`` for tokens, an audio extension for
-  decoded audio). Decode writes ``<stem>.wav`` unless a ``<stem>.wav`` that audiotok did not
-  write is there (usually the recording the tokens came from): then ``<stem>.decoded.wav``, so
-  that ``force`` can never replace a user's file, only the output the batch names;
-- **errors**: a bad batch (``out`` of the wrong kind, an unknown format or bitrate) raises
-  :class:`~audiotok.errors.UserError` before any file is touched; a bad file is reported as
-  one line (``<file>: <problem>``) in its :class:`FileResult` and the batch goes on.
-
-A :class:`BatchListener` follows the batch as it runs (the CLI draws progress bars and prints
-each failure with it); the :class:`BatchResult` holds every file's outcome and the totals.
+call too (``audiotok.encode_files``, ``audiotok.decode_files``). Folders are searched
+recursively and globs expanded (:func:`expand_inputs`); outputs go beside each input, into an
+``out`` folder (mirroring input folders) or to the one file ``out`` names
+(:func:`output_is_file`), and decode never names a user's recording as its output
+(:func:`decoded_name`), so ``force`` replaces only what the batch writes. A bad batch (``out``
+of the wrong kind, an unknown format or bitrate) raises :class:`~audiotok.errors.UserError`
+before any file is touched; a bad file becomes one line (``<file>: <problem>``) in its
+:class:`FileResult` and the batch goes on. A :class:`BatchListener` follows the batch as it
+runs (the CLI draws progress bars and prints each failure with it).
 """
 
 from __future__ import annotations
@@ -249,8 +242,32 @@ def _load(tokenizer: AudioTokenizer | PathLike) -> AudioTokenizer:
     return tokenizer
 
 
-def _as_list(inputs: Sequence[PathLike] | PathLike) -> list[PathLike]:
-    return [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+def _plan(
+    inputs: Sequence[PathLike] | PathLike,
+    out: PathLike | None,
+    suffixes: frozenset[str],
+    outputs: frozenset[str],
+    suffix: str,
+    listener: BatchListener,
+) -> tuple[list[tuple[Path, Path]], list[FileResult], bool]:
+    """``(input, output)`` pairs (inputs with ``suffixes``, outputs ``<stem><suffix>``), the
+    inputs that matched nothing (reported to ``listener`` at once), and whether ``out`` names
+    the one output file (an extension in ``outputs``).
+
+    Raises:
+        UserError: ``out`` is of the wrong kind (see :func:`output_is_file`).
+    """
+    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    found, failed = expand_inputs(items, suffixes)
+    for result in failed:
+        listener.file_finished(result)
+    dest = None if out is None else Path(out)
+    single = dest is not None and output_is_file(dest, len(found), outputs, suffixes)
+    jobs = [
+        (src, dest if single else ((dest / rel) if dest else src).with_suffix(suffix))  # type: ignore[misc]
+        for src, rel in found
+    ]
+    return jobs, failed, single
 
 
 def _run(
@@ -317,18 +334,11 @@ def encode_files(
     listener = listener or BatchListener()
     tok = _load(tokenizer)
     k = tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
-    found, failed = expand_inputs(_as_list(inputs), AUDIO_EXTENSIONS)
-    for result in failed:
-        listener.file_finished(result)
-    dest = None if out is None else Path(out)
-    single = dest is not None and output_is_file(dest, len(found), TOKEN_SUFFIXES, AUDIO_EXTENSIONS)
-    if single and token_format == "npz" and dest.suffix.lower() != ".npz":  # type: ignore[union-attr]
-        raise UserError(f"{dest}: --format npz needs a .npz file name")
-    suffix = "." + token_format
-    jobs = [
-        (src, dest if single else ((dest / rel) if dest else src).with_suffix(suffix))  # type: ignore[misc]
-        for src, rel in found
-    ]
+    jobs, failed, single = _plan(
+        inputs, out, AUDIO_EXTENSIONS, TOKEN_SUFFIXES, "." + token_format, listener
+    )
+    if single and token_format == "npz" and Path(out).suffix.lower() != ".npz":  # type: ignore[arg-type]
+        raise UserError(f"{out}: --format npz needs a .npz file name")
 
     def work(src: Path, to: Path, progress: Progress | None) -> FileResult:
         if src.is_file():  # an existing output or a folder in the way: before the slow part
@@ -380,15 +390,7 @@ def decode_files(
 
     listener = listener or BatchListener()
     tok = _load(tokenizer)
-    found, failed = expand_inputs(_as_list(inputs), TOKEN_SUFFIXES)
-    for result in failed:
-        listener.file_finished(result)
-    dest = None if out is None else Path(out)
-    single = dest is not None and output_is_file(dest, len(found), AUDIO_EXTENSIONS, TOKEN_SUFFIXES)
-    jobs = [
-        (src, dest if single else ((dest / rel) if dest else src).with_suffix(".wav"))  # type: ignore[misc]
-        for src, rel in found
-    ]
+    jobs, failed, single = _plan(inputs, out, TOKEN_SUFFIXES, AUDIO_EXTENSIONS, ".wav", listener)
     kept: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav (a recording) it avoided
     if not single:
         moved = [(src, decoded_name(to)) for src, to in jobs]

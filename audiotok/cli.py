@@ -5,6 +5,9 @@ raised as :class:`audiotok.errors.UserError` by the library and printed here as 
 a non-zero exit code, never as a traceback; so are everyday OS errors (disk full, permission
 denied, a folder in the way). Warnings are one line too (``warning: <file>: <problem>``).
 Ctrl-C exits with 130, at any moment.
+
+Over 400 lines on purpose: the six commands' options and help texts are the bulk; the work
+is in the library (batch files: :mod:`audiotok.batch`).
 """
 
 from __future__ import annotations
@@ -70,10 +73,7 @@ def run_or_exit(fn: Callable[[], T]) -> T:
     """
     try:
         return fn()
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
+    except (UserError, OSError) as exc:  # an OS error in our words: "disk full", ...
         typer.echo(f"error: {error_line(exc)}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -113,7 +113,25 @@ class _Bars(BatchListener):
             self._bar = None
 
     def started(self, total: int) -> None:
-        self._bar = _progress().__enter__()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(stderr=True)
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ).__enter__()
         self._files = self._bar.add_task("files", total=total)
 
     def file_started(self, source: Path) -> Callable[[int, int], None]:
@@ -142,28 +160,6 @@ def _run_batch(call: Callable[[BatchListener], BatchResult]) -> BatchResult:
     with _Bars() as bars, warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return run_or_exit(lambda: call(bars))
-
-
-def _progress() -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
 
 
 @app.command()
