@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 
 from audiotok.atomic import open_atomic
 from audiotok.errors import UserError
+from audiotok.statedict import load_state_strict, state_dict_mismatch
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -153,60 +153,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
         cuda_states = [s.cpu() for s in state["cuda"]]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
-
-
-def _shape(t: Any) -> str:
-    return str(tuple(int(n) for n in getattr(t, "shape", ())))
-
-
-def state_dict_mismatch(
-    expected: Mapping[str, Any], given: Mapping[str, Any], limit: int = 3
-) -> str | None:
-    """Say how a state dict differs from what a module expects, in one line.
-
-    Args:
-        expected: the module's ``state_dict()`` (names -> tensors).
-        given: the loaded state dict.
-        limit: full key names listed per kind before ``(+N more)``.
-
-    Returns:
-        None when the names and shapes agree, else e.g. ``missing encoder.proj.weight,
-        encoder.proj.bias; unexpected decoder.lstm.weight_ih_l0; shape quantizer.codebook:
-        saved (64, 16), model (1024, 16)``.
-    """
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    shapes = [
-        f"{k}: saved {_shape(given[k])}, model {_shape(expected[k])}"
-        for k in expected
-        if k in given and tuple(getattr(given[k], "shape", ())) != tuple(expected[k].shape)
-    ]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
-        if items:
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{label} {', '.join(items[:limit])}{more}")
-    return "; ".join(parts) or None
-
-
-def load_state_strict(module: torch.nn.Module, state: Mapping[str, Any], what: str) -> None:
-    """``module.load_state_dict(state)``, with a one-line error naming the first mismatches.
-
-    Args:
-        module: the module to fill.
-        state: its saved state dict.
-        what: the start of the error message (``checkpoint does not match the recipe's model``).
-
-    Raises:
-        UserError: ``"<what>: missing ...; unexpected ...; shape ..."`` (see
-            :func:`state_dict_mismatch`), or the first line of torch's own error for anything
-            else it refuses.
-    """
-    problem = state_dict_mismatch(module.state_dict(), state)
-    if problem is not None:
-        raise UserError(f"{what}: {problem}")
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:  # e.g. a dtype torch cannot copy
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise UserError(f"{what}: {lines[-1] if lines else type(exc).__name__}") from None

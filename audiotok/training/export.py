@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from audiotok.errors import UserError
+from audiotok.statedict import load_state_strict
 from audiotok.training.checkpoint import latest_checkpoint, load_checkpoint
 
 __all__ = ["export_checkpoint"]
@@ -47,10 +48,6 @@ def export_checkpoint(
     state = load_checkpoint(path)
     model_cfg = state["config"].get("model", {})
     model = build_model(model_cfg.get("family", ""), model_cfg.get("config", {}))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{path}: weights do not match its recipe's model: {first}") from None
+    load_state_strict(model, state["model"], f"{path}: weights do not match its recipe's model")
     model.eval()
     return save_pretrained(model, out_dir, force=force)
