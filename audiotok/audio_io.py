@@ -1,7 +1,7 @@
 """Audio files in and out: the one home of reading, resampling, channels and writing.
 
-One module on purpose (issue 10): the tokenizer, datasets, eval and corpus scripts used to
-carry two I/O stacks whose rules drifted apart; every rule lives here so that they stay one.
+Why one file of ~600 lines (issue 10): the tokenizer, datasets, eval and corpus scripts used
+to carry two I/O stacks whose rules drifted apart; every rule lives here so they stay one.
 Arrays are ``(C, T)`` float32 in [-1, 1], channels first.
 
 * **Reading.** Every reader opens a file through the same checks (:func:`_open`): a missing,
@@ -33,6 +33,7 @@ import os
 import struct
 import warnings
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -81,12 +82,8 @@ AudioSource = str | os.PathLike | BinaryIO
 
 
 class AudioFileError(UserError):
-    """A problem with one audio file; ``str()`` is ``"<file>: <problem>"``.
-
-    Attributes:
-        path: the file (or the name given for in-memory audio).
-        problem: the problem alone, for messages that name the file themselves.
-    """
+    """A problem with one audio file: ``str()`` is ``"<file>: <problem>"``; ``path`` and
+    ``problem`` are kept apart for messages that name the file themselves."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
@@ -254,7 +251,7 @@ def _wav_claimed_frames(path: Path) -> int | None:
     return None
 
 
-class AudioReader:
+class AudioReader(AbstractContextManager["AudioReader"]):
     """Read an audio file in blocks at a target sample rate and channel count.
 
     Args:
@@ -340,9 +337,6 @@ class AudioReader:
         """Close the underlying file."""
         self._file.close()
 
-    def __enter__(self) -> AudioReader:
-        return self
-
     def __exit__(
         self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -353,11 +347,8 @@ class AudioReader:
 
 
 class Resampler:
-    """Block resampler over ``(C, n)`` float32 blocks (identity when the rates agree).
-
-    Raises:
-        ValueError: a rate that is not positive.
-    """
+    """Block resampler over ``(C, n)`` float32 blocks (identity when the rates agree); a rate
+    that is not positive is a ``ValueError``."""
 
     def __init__(self, from_rate: int, to_rate: int, channels: int) -> None:
         if from_rate <= 0 or to_rate <= 0:
@@ -478,7 +469,7 @@ def written_by_audiotok(path: str | os.PathLike) -> bool:
         return False
 
 
-class AudioWriter:
+class AudioWriter(AbstractContextManager["AudioWriter"]):
     """Write ``(C, n)`` blocks to an audio file atomically.
 
     The format follows the extension (``.wav``, ``.flac``, ``.ogg``, ...); WAV and FLAC are
@@ -570,9 +561,6 @@ class AudioWriter:
         except Exception:
             pass
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> AudioWriter:
-        return self
 
     def __exit__(
         self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
