@@ -3,8 +3,14 @@
 An exported model is a folder with two files::
 
     config.json         {"family": "soundstream", "audiotok_version": "0.1.0",
-                         "model_id": "3f2a9c01b7d4", "config": {...}}
+                         "format_version": 1, "model_id": "3f2a9c01b7d4", "config": {...}}
     model.safetensors   the state dict (no pickle)
+
+``format_version`` (1 when absent, as in the bundled default) says how to read the state dict:
+an older export is brought up to date by the steps of :mod:`audiotok.migrations` before
+``load_state_dict``, so a renamed parameter or buffer never strands a user's model; a newer
+one is refused with one line ("made by a newer audiotok"). Weights that do not fit the config
+name the first missing, unexpected and mis-shaped keys in full (:mod:`audiotok.statedict`).
 
 ``family`` picks the class from the explicit :data:`MODEL_FAMILIES` dict and ``config`` is
 its frozen dataclass config (``Config.from_dict`` rejects unknown keys). A config is not
@@ -32,7 +38,9 @@ from audiotok import __version__
 from audiotok.atomic import commit, create_temp, default_mode, describe_os_error
 from audiotok.audio.base import AudioCodec
 from audiotok.errors import UserError
+from audiotok.migrations import FORMAT_VERSION, format_version_of, migrate_config, migrate_state
 from audiotok.registry import MODEL_FAMILIES, model_id_for
+from audiotok.statedict import load_state_strict
 from audiotok.tokenizer import AudioTokenizer
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "EXPORT_FILES",
+    "FORMAT_VERSION",
     "MAX_CONFIG_INT",
     "DEFAULT_MODEL_DIR",
     "PretrainedInfo",
@@ -65,12 +74,17 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
 
 @dataclass(frozen=True)
 class PretrainedInfo:
-    """The contents of an exported model's ``config.json``."""
+    """The contents of an exported model's ``config.json``.
+
+    ``config`` is as stored, in the export's ``format_version`` (see
+    :func:`audiotok.migrations.migrate_config`).
+    """
 
     family: str
     audiotok_version: str
     model_id: str
     config: dict[str, Any]
+    format_version: int = FORMAT_VERSION
 
 
 def save_pretrained(
@@ -126,6 +140,7 @@ def save_pretrained(
     info = {
         "family": family,
         "audiotok_version": __version__,
+        "format_version": FORMAT_VERSION,
         "model_id": model_id or model_id_for(model),
         "config": model.config.to_dict(),
     }
@@ -154,7 +169,8 @@ def read_pretrained_info(directory: str | os.PathLike) -> PretrainedInfo:
     """Read and check an exported model's ``config.json``.
 
     Raises:
-        UserError: missing folder or file, invalid JSON, missing keys or an unknown family.
+        UserError: missing folder or file, invalid JSON, missing keys, an unknown family, or
+            a ``format_version`` that is invalid or newer than this audiotok reads.
     """
     d = Path(directory)
     if not d.is_dir():
@@ -183,6 +199,7 @@ def read_pretrained_info(directory: str | os.PathLike) -> PretrainedInfo:
         audiotok_version=str(raw.get("audiotok_version", "unknown")),
         model_id=str(raw.get("model_id") or ""),
         config=raw["config"],
+        format_version=format_version_of(raw, str(path)),
     )
 
 
@@ -198,9 +215,10 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "
 
     Raises:
         UserError: see :func:`read_pretrained_info`; also a bad config, a missing or corrupt
-            weights file, or weights that do not fit the config.
+            weights file, an old format that does not migrate, or weights that do not fit the
+            config (the message names the first missing, unexpected and mis-shaped keys).
     """
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file
 
     info = read_pretrained_info(directory)
     d = Path(directory)
@@ -208,7 +226,8 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     weights = d / WEIGHTS_NAME
     _check_sizes(d / CONFIG_NAME, info.config)
     try:
-        config = cls.config_class.from_dict(info.config)
+        raw_config = migrate_config(info.family, info.format_version, info.config)
+        config = cls.config_class.from_dict(raw_config)
     except (ValueError, TypeError) as e:
         raise UserError(f"{d / CONFIG_NAME}: bad {info.family} config ({e})") from None
     if not weights.is_file():
@@ -219,17 +238,39 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     except (ValueError, TypeError) as e:
         raise UserError(f"{d / CONFIG_NAME}: bad {info.family} config ({e})") from None
     try:
-        missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
-    except Exception as e:  # SafetensorError, RuntimeError (shape mismatch), OSError
+        state = load_file(str(weights), device="cpu")
+    except Exception as e:  # SafetensorError, OSError
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{weights}: weights do not load ({msg})") from None
-    if missing or unexpected:
-        parts = [f"missing {', '.join(missing[:3])}" if missing else ""]
-        parts += [f"unexpected {', '.join(unexpected[:3])}" if unexpected else ""]
+    try:
+        state = migrate_state(info.family, info.format_version, state)
+    except ValueError as e:
         raise UserError(
-            f"{weights}: weights do not fit the config ({'; '.join(p for p in parts if p)})"
-        )
+            f"{weights}: cannot bring format {info.format_version} up to date ({e})"
+        ) from None
+    load_state_strict(
+        model,
+        state,
+        f"{weights}: weights do not fit the {info.family} config",
+        optional=_tied_names(model, state),
+    )
     return model.to(device).eval()
+
+
+def _tied_names(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> set[str]:
+    """Names of tensors that share memory with another entry of ``model``'s state that
+    ``state`` holds: safetensors' ``save_model`` stores tied weights once."""
+    groups: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
+    for name, t in model.state_dict().items():
+        if t.numel():
+            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+            groups.setdefault(key, []).append(name)
+    return {
+        n
+        for names in groups.values()
+        if len(names) > 1 and any(m in state for m in names)
+        for n in names
+    }
 
 
 def _check_sizes(path: Path, config: Any, key: str = "config") -> None:

@@ -38,7 +38,8 @@ def test_round_trip_reproduces_codes_and_id(tmp_path: Path) -> None:
     wav = torch.randn(2, 1, 700)
     dest = hub.save_pretrained(model, tmp_path / "m")
     info = json.loads((dest / "config.json").read_text())
-    assert set(info) == {"family", "audiotok_version", "model_id", "config"}
+    assert set(info) == {"family", "audiotok_version", "format_version", "model_id", "config"}
+    assert info["format_version"] == hub.FORMAT_VERSION
     assert info["family"] == "soundstream" and info["config"] == model.config.to_dict()
     assert info["model_id"] == hub.model_id_for(model)
     loaded = hub.load_pretrained(dest)
@@ -116,7 +117,7 @@ def _corrupt(dest: Path, case: str) -> None:
         ("unknown key", "bogus"),
         ("no weights", "missing"),
         ("corrupt weights", "do not load"),
-        ("other shapes", "do not load"),
+        ("other shapes", r"do not fit the soundstream config: shape encoder\.\S+: saved"),
     ],
 )
 def test_bad_model_folders(tmp_path: Path, case: str, message: str) -> None:
