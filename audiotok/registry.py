@@ -20,6 +20,8 @@ from audiotok.audio.vqvae import AudioVQVAE
 from audiotok.errors import UserError
 from audiotok.image.vqvae import ImageVQVAE
 from audiotok.image.vqvae2 import ImageVQVAE2
+from audiotok.prior.gpt import GPT
+from audiotok.prior.masked import MaskedPrior
 
 __all__ = ["MODEL_FAMILIES", "register_family", "family_class", "build_model", "model_id_for"]
 
@@ -29,6 +31,8 @@ MODEL_FAMILIES: dict[str, type[nn.Module]] = {
     "audio_vqvae": AudioVQVAE,
     "image_vqvae": ImageVQVAE,
     "image_vqvae2": ImageVQVAE2,
+    "prior_gpt": GPT,
+    "prior_masked": MaskedPrior,
 }
 
 

@@ -116,6 +116,7 @@ class GPT(nn.Module):
 
     family = "prior_gpt"  # the name in an exported config.json (and the model registry)
     config_class = GPTConfig
+    modality = "prior"  # what the trainer builds a task for (audiotok.training.build)
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()

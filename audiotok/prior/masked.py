@@ -72,6 +72,7 @@ class MaskedPrior(nn.Module):
 
     family = "prior_masked"  # the name in an exported config.json (and the model registry)
     config_class = MaskedConfig
+    modality = "prior"  # what the trainer builds a task for (audiotok.training.build)
 
     def __init__(self, config: MaskedConfig) -> None:
         super().__init__()

@@ -156,8 +156,14 @@ def _unwrapped(model: nn.Module) -> Any:
     return getattr(model, "module", model)
 
 
+def _builders() -> dict[str, TaskBuilder]:
+    from audiotok.training.prior_task import PriorTaskBuilder
+
+    return {"audio": AudioTaskBuilder(), "prior": PriorTaskBuilder()}
+
+
 #: modality -> builder; a new modality registers its builder here.
-TASK_BUILDERS: dict[str, TaskBuilder] = {"audio": AudioTaskBuilder()}
+TASK_BUILDERS: dict[str, TaskBuilder] = _builders()
 
 
 def task_builder(family: str) -> TaskBuilder:

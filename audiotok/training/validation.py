@@ -99,7 +99,7 @@ def run_validation(
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
-            if i == 0 and num_audio_samples > 0 and write_samples is not None:
+            if i == 0 and num_audio_samples > 0 and write_samples is not None and recon is not None:
                 refs = batch[0] if isinstance(batch, list | tuple) else batch
                 n = min(num_audio_samples, refs.shape[0])
                 write_samples(out_dir, refs[:n], recon[:n])

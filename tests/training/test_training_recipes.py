@@ -26,7 +26,24 @@ SHRINK = {
         "istft_layers": 1,
     },
     "audio_vqvae": {"hidden": 8, "residual_hidden": 4, "num_residual": 1, "latent_dim": 8},
+    "prior_gpt": {"num_layers": 1, "num_heads": 2, "dim": 16, "codebook_size": 16},
 }
+
+
+def _token_dir(root: Path, num_codebooks: int) -> Path:
+    """A token folder of random codes (16 codes per codebook) for the prior recipes."""
+    import numpy as np
+
+    from audiotok.data.shards import ShardWriter, TokenizerInfo, write_meta
+
+    info = TokenizerInfo("test", num_codebooks, 16, 75.0)
+    writer = ShardWriter(root, info, dev_fraction=0.3)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        writer.add(f"f{i}", rng.integers(0, 16, (num_codebooks, 200)))
+    writer.flush()
+    write_meta(root, info)
+    return root
 
 
 def _shrink_quantizer(spec: Any) -> Any:
@@ -73,6 +90,9 @@ def _shrink(recipe: dict[str, Any], train_dir: Path, dev_dir: Path, run_dir: Pat
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
+    if raw["model"]["family"].startswith("prior"):
+        tokens = _token_dir(tmp_path / "tokens", raw["model"]["config"]["num_codebooks"])
+        wav_dirs = (tokens, tokens)
     recipe = _shrink(raw, *wav_dirs, tmp_path / "run")
     result = train(config_from_dict(recipe, path.name))
     assert result.step == 2
@@ -86,6 +106,11 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
     # a non-finite loss is logged as the string "nan" / "inf", so check type and value
     assert all(isinstance(r["total"], float) and math.isfinite(r["total"]) for r in train_rows)
     val = [r for r in rows if r["split"] == "val"]
+    if raw["model"]["family"].startswith("prior"):
+        # random codes of 16 values: every codebook near log2(16) = 4 bits, kbps vs raw
+        assert len(val) == 1 and 3.0 < val[0]["bits/0"] < 5.0
+        assert val[0]["kbps"] == pytest.approx(val[0]["bits_per_frame"] * 75 / 1000)
+        return
     assert len(val) == 1 and "mel" in val[0]
     samples = tmp_path / "run" / "samples" / "step_2"
     assert {p.name for p in samples.iterdir()} == {"0_ref.wav", "0_rec.wav", "0_spec.png"}

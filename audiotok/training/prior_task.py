@@ -1,0 +1,148 @@
+"""Training a token prior (:mod:`audiotok.prior`) on token shards with the common trainer.
+
+A step draws windows of code frames ``(B, K, T)`` from :class:`~audiotok.data.shards.
+TokenShards` (never across a file end), computes the prior's cross-entropy under its
+pattern, and back-propagates it. Logged per step and at validation: ``loss`` (nats per
+code), ``bits_per_frame`` (the sum over codebooks, bits), ``bits/k`` per codebook and, at
+validation, ``kbps`` (bits per frame x frame rate) next to ``raw_kbps`` (K log2 V x frame
+rate): the bitrate an entropy coder driven by the prior would need against the raw stream.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from audiotok.data.shards import TokenShards, TokenWindows
+from audiotok.errors import UserError
+from audiotok.training.config import TrainConfig
+from audiotok.training.ddp import DistInfo, unwrap
+from audiotok.training.tasks import StepOutput
+
+__all__ = ["PriorTask", "PriorTaskBuilder"]
+
+_LN2 = math.log(2.0)
+
+
+class PriorTask:
+    """Cross-entropy of a prior over code windows; no discriminator.
+
+    Args:
+        model: a prior with ``loss(codes) -> (loss, per_codebook_nats)`` (DDP-wrapped or not).
+        frame_rate: code frames per second of the tokenizer (for kbps).
+    """
+
+    discriminator: nn.Module | None = None
+
+    def __init__(self, model: nn.Module, frame_rate: float) -> None:
+        self.generator = model
+        self.frame_rate = float(frame_rate)
+        prior = unwrap(model)
+        self.raw_bits = prior.config.num_codebooks * math.log2(prior.config.codebook_size)
+
+    def adversarial(self, step: int) -> bool:
+        """Priors train without an adversary."""
+        return False
+
+    def _bits(self, per_codebook: Tensor) -> dict[str, Tensor]:
+        bits = per_codebook.detach() / _LN2
+        out = {"bits_per_frame": bits.sum()}
+        out.update({f"bits/{k}": b for k, b in enumerate(bits)})
+        return out
+
+    def generator_step(self, batch: Tensor, step: int) -> StepOutput:
+        """``batch: (B, K, T)`` codes; loss, ``backward()``, bits per codebook."""
+        prior = unwrap(self.generator)
+        loss, per_codebook = prior.loss(batch[:, : prior.config.num_codebooks])
+        loss.backward()
+        return StepOutput({"loss": loss.detach(), "total": loss.detach()}, self._bits(per_codebook))
+
+    def discriminator_step(self, batch: Tensor, out: StepOutput, step: int) -> dict[str, Tensor]:
+        """Nothing to do."""
+        return {}
+
+    def validation_step(self, batch: Tensor) -> tuple[dict[str, float], None]:
+        """Dev windows: loss, bits per frame and codebook, kbps under the prior vs raw."""
+        prior = unwrap(self.generator)
+        import torch
+
+        with torch.no_grad():
+            loss, per_codebook = prior.loss(batch[:, : prior.config.num_codebooks])
+        metrics = {k: float(v) for k, v in self._bits(per_codebook).items()}
+        metrics["loss"] = float(loss)
+        metrics["kbps"] = metrics["bits_per_frame"] * self.frame_rate / 1000.0
+        metrics["raw_kbps"] = self.raw_bits * self.frame_rate / 1000.0
+        return metrics, None
+
+    def state_dict(self) -> dict[str, Any]:
+        """No state beyond the model's."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+class PriorTaskBuilder:
+    """Priors: token shards in ``data.train`` (``data.dev``, or the same folder's dev
+    split), windows of ``data.segment_seconds`` at the tokens' frame rate."""
+
+    def build_discriminator(self, config: TrainConfig, model: nn.Module) -> nn.Module | None:
+        return None
+
+    def _shards(self, folder: str, split: str) -> TokenShards:
+        return TokenShards(folder, split=split)
+
+    def _frames(self, config: TrainConfig, shards: TokenShards, model: nn.Module) -> int:
+        frames = max(1, round(config.data.segment_seconds * shards.info.frame_rate))
+        limit = getattr(model, "context_frames", None)
+        if limit is not None and frames > int(limit):
+            raise UserError(
+                f"data.segment_seconds={config.data.segment_seconds} is {frames} frames; the "
+                f"prior's context holds {limit} (raise model.config.block_size or shorten it)"
+            )
+        return frames
+
+    def _check(self, shards: TokenShards, model: nn.Module) -> None:
+        info, cfg = shards.info, model.config
+        if info.codebook_size != cfg.codebook_size or info.num_codebooks < cfg.num_codebooks:
+            raise UserError(
+                f"{shards.dir}: tokens are {info.num_codebooks} x {info.codebook_size}, the "
+                f"prior models {cfg.num_codebooks} x {cfg.codebook_size}"
+            )
+
+    def build_task(self, config: TrainConfig, model: nn.Module, discriminator: Any, autocast: Any):
+        d = config.data
+        if not d.train:
+            raise UserError(
+                "no training data: set data.train to a token folder (audiotok tokenize)"
+            )
+        info = TokenShards(d.train).info
+        return PriorTask(model, info.frame_rate)
+
+    def build_datasets(
+        self, config: TrainConfig, model: nn.Module, dist: DistInfo
+    ) -> tuple[Dataset, Dataset | None]:
+        d, v = config.data, config.validation
+        train = self._shards(d.train, "train")
+        self._check(train, model)
+        frames = self._frames(config, train, model)
+        train_set = TokenWindows(
+            train, frames, num_examples=d.examples_per_epoch, seed=config.seed, train=True
+        )
+        dev_set = None
+        if v.every > 0 and dist.is_main:
+            dev = self._shards(d.dev or d.train, "dev")
+            if len(dev):
+                self._check(dev, model)
+                dev_set = TokenWindows(dev, frames, train=False)
+        return train_set, dev_set
+
+    def write_samples(self, out_dir: Path, refs: Tensor, recs: Tensor, model: nn.Module) -> list:
+        return []  # generation needs a tokenizer to listen to; `audiotok generate` does that
+
+    def throughput(self, config: TrainConfig) -> dict[str, float]:
+        return {"windows": float(config.data.batch_size)}
