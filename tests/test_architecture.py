@@ -58,6 +58,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "nn",
     },
     "bulk": {"training", "cli", "eval"},
+    "generation": {"training", "cli", "eval", "data"},
     "registry": {"training", "cli", "data", "eval", "hub", "tokenizer", "codes"},
     "tokenizer": {"training", "cli", "data"},
     # the one audio I/O module serves tokenizer, data and eval, so it sits below all of them
