@@ -150,6 +150,8 @@ def test_recipes_follow_the_corpus_variable(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AUDIOTOK_CORPUS", "/elsewhere")
     for recipe in RECIPES:
         cfg = load_config(recipe)
+        if cfg.model.family.startswith("prior"):  # priors train on token folders
+            continue
         if cfg.data.train != "synthetic":
             assert cfg.data.train == "/elsewhere/train.jsonl", recipe.name
             assert cfg.data.dev == "/elsewhere/dev.jsonl", recipe.name
