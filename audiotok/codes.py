@@ -37,6 +37,7 @@ import os
 import struct
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -185,18 +186,41 @@ def codes_dtype(codebook_size: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
-def _check_codes(codes: np.ndarray, name: str, codebook_size: int | None) -> None:
-    if codes.dtype.kind not in "ui":
-        raise UserError(f"{name}: expected integer codes, got dtype {codes.dtype}")
-    if codes.ndim != 2:
-        raise UserError(f"{name}: expected codes of shape (K, T'), got shape {codes.shape}")
-    if codes.shape[0] < 1 or codes.shape[1] < 1:
-        raise UserError(f"{name}: codes are empty, shape {codes.shape}")
-    low, high = int(codes.min()), int(codes.max())
-    if low < 0:
-        raise UserError(f"{name}: negative code {low}; codes must be >= 0")
-    if codebook_size is not None and high >= codebook_size:
-        raise UserError(f"{name}: code {high} out of range for codebook_size {codebook_size}")
+def _check_codes(
+    codes: np.ndarray, name: str, codebook_size: int | None, model: _ModelLike | None = None
+) -> None:
+    """Codes ``(K, T')`` as :func:`audiotok.quantize.base.check_codes` wants them (at most
+    the ``model``'s codebooks), as a ``UserError`` naming the file."""
+    # the one validator of codes lives with the quantizers; imported here, not at the top,
+    # so that importing this module (audio_io reads its constants) does not import torch
+    from audiotok.quantize.base import check_codes, check_num_codebooks
+
+    count = None
+    if model is not None:
+        count = partial(check_num_codebooks, total=model.num_codebooks, partial=True, owner="model")
+    try:
+        check_codes(
+            codes,
+            layout=("K", "T'"),
+            codebook_size=codebook_size,
+            num_codebooks=count,
+            types=(np.ndarray,),
+        )
+    except ValueError as e:
+        raise UserError(f"{name}: {e}") from None
+
+
+def _check_meta(codes: np.ndarray, meta: CodesMeta, name: str, problem: str) -> None:
+    """The codes agree with their metadata (rows, frames vs lengths); else ``UserError``
+    ``"<name>: <problem> (...)"``."""
+    if codes.shape[0] != meta.num_codebooks:
+        raise UserError(
+            f"{name}: {codes.shape[0]} code rows but metadata says {meta.num_codebooks}"
+        )
+    try:
+        meta.check(codes.shape[1])
+    except ValueError as e:
+        raise UserError(f"{name}: {problem} ({e})") from None
 
 
 def write_codes(
@@ -226,18 +250,13 @@ def write_codes(
         arr = arr[0]
     size = meta.codebook_size if meta is not None else None
     _check_codes(arr, str(p), size)
-    if meta is not None and arr.shape[0] != meta.num_codebooks:
-        raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")
+    if meta is not None:
+        _check_meta(arr, meta, str(p), "inconsistent metadata")
     ext = p.suffix.lower()
     if ext not in (".npy", ".npz"):
         raise UserError(f"{p}: token files end in .npy or .npz, got {p.suffix!r}")
     if ext == ".npz" and meta is None:
         raise UserError(f"{p}: .npz token files need metadata")
-    if meta is not None:
-        try:
-            meta.check(arr.shape[1])
-        except ValueError as e:
-            raise UserError(f"{p}: inconsistent metadata ({e})") from None
     arr = np.ascontiguousarray(arr.astype(codes_dtype(size or int(arr.max()) + 1)))
     check_destination(p, force)
     fd, tmp = create_temp(p)
@@ -404,13 +423,8 @@ def read_codes(
     except OSError as e:
         raise UserError(f"{p}: cannot read ({describe_os_error(e)})") from None
     _check_codes(arr, str(p), meta.codebook_size if meta is not None else None)
-    if meta is not None and arr.shape[0] != meta.num_codebooks:
-        raise UserError(f"{p}: {arr.shape[0]} code rows but metadata says {meta.num_codebooks}")
     if meta is not None:
-        try:
-            meta.check(arr.shape[1])
-        except ValueError as e:
-            raise UserError(f"{p}: corrupt token file metadata ({e})") from None
+        _check_meta(arr, meta, str(p), "corrupt token file metadata")
     if model is not None:
         if meta is not None and meta.model_id != model.model_id:
             raise UserError(
@@ -418,9 +432,5 @@ def read_codes(
                 f"{meta.sample_rate} Hz) but the model in use is {model.model_id}; "
                 "pass --model with the model that made them"
             )
-        if arr.shape[0] > model.num_codebooks:
-            raise UserError(
-                f"{p}: {arr.shape[0]} codebooks but the model has only {model.num_codebooks}"
-            )
-        _check_codes(arr, str(p), model.codebook_size)
+        _check_codes(arr, str(p), model.codebook_size, model)
     return arr, meta

@@ -148,3 +148,113 @@ def test_metadata_must_match_codes(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"\.npy or \.npz"):
         write_codes(tmp_path / "c.txt", _codes(), _meta())
     assert not list(tmp_path.iterdir())
+
+
+# -- the one validator of codes (audiotok.quantize.base.check_codes) -------------------------
+
+#: bad codes with K = 3 codebooks of 16 entries: how to make them, and the one message
+BAD_CODES = {
+    "float": (
+        lambda shape: np.zeros(shape, np.float32),
+        "expected integer codes, got dtype float32",
+    ),
+    "k": (
+        lambda shape: np.zeros((4, *shape[1:]), np.int64),
+        r"num_codebooks must be an int in \[1, 3\], got 4 \(this \w+ has only 3\)",
+    ),
+    "high": (
+        lambda shape: np.full(shape, 16),
+        "codes out of range: expected 0 <= code < 16, got min 16 and max 16",
+    ),
+    "negative": (
+        lambda shape: np.full(shape, -1),
+        # a bare token file knows no codebook_size until the model is checked
+        r"codes out of range: expected 0 <= code( < 16)?, got min -1 \(negative\) and max -1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CODES))
+def test_one_message_for_bad_codes_everywhere(tmp_path: Path, case: str) -> None:
+    # the audio codec, its quantizer, an image codec and the token-file reader share one
+    # validator, so the same mistake reads the same in all of them
+    import torch
+    from test_hub import RVQ, tiny_soundstream  # K = 3, codebook_size 16
+
+    from audiotok.image import ImageVQVAE, ImageVQVAEConfig
+
+    make, message = BAD_CODES[case]
+    codec = tiny_soundstream().eval()
+    config = ImageVQVAEConfig(
+        hidden=8, channel_mult=(1, 2), num_res_blocks=1, res_hidden=4, latent_dim=8, quantizer=RVQ
+    )
+    image = ImageVQVAE(config).eval()
+    calls = [
+        lambda: codec.decode(torch.from_numpy(make((3, 4))[None])),  # (B, k, T')
+        lambda: image.decode(torch.from_numpy(make((3, 2, 2))[None])),  # (B, k, H', W')
+        lambda: codec.quantizer.decode(torch.from_numpy(make((3, 4)).T[None].copy())),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+    np.save(tmp_path / "c.npy", make((3, 4)))
+    model = SimpleNamespace(model_id="m1", num_codebooks=3, codebook_size=16)
+    with pytest.raises(UserError, match=f"c.npy: {message}"):
+        read_codes(tmp_path / "c.npy", model)
+
+
+def test_bad_code_shapes_name_the_layout() -> None:
+    import torch
+    from test_hub import tiny_soundstream
+
+    codec = tiny_soundstream().eval()
+    with pytest.raises(
+        ValueError, match=r"^expected codes of shape \(B, k, T'\), got shape \(3, 4\)$"
+    ):
+        codec.decode(torch.zeros(3, 4, dtype=torch.long))
+    with pytest.raises(
+        ValueError,
+        match=r"^codes are empty: expected shape \(B, k, T'\) with k, T' >= 1, got shape \(1, 3, 0\)$",
+    ):
+        codec.decode(torch.zeros(1, 3, 0, dtype=torch.long))
+
+
+def test_check_codes_layouts_and_types() -> None:
+    import torch
+
+    from audiotok.quantize.base import check_codes, check_num_codebooks
+
+    ok = torch.zeros(0, 5, 2, dtype=torch.int32)  # an empty batch is allowed
+    check_codes(ok, layout=("B", "...", "k"), codebook_size=4)
+    check_codes(torch.zeros(2, dtype=torch.long), layout=("B", "..."), codebook_size=1)
+    with pytest.raises(ValueError, match=r"shape \(B, \.\.\., k\), got shape \(2,\)"):
+        check_codes(torch.zeros(2, dtype=torch.long), layout=("B", "...", "k"), codebook_size=4)
+    with pytest.raises(ValueError, match="expected codes as a torch.Tensor, got list"):
+        check_codes([[0]], layout=("B", "k"), codebook_size=4)
+    with pytest.raises(ValueError, match="numpy.ndarray, got Tensor"):
+        check_codes(ok, layout=("B", "...", "k"), codebook_size=4, types=(np.ndarray,))
+    with pytest.raises(ValueError, match="^expected integer codes, got dtype bool$"):
+        check_codes(ok.bool(), layout=("B", "...", "k"), codebook_size=4)
+    with pytest.raises(ValueError, match=r"expected 0 <= code, got min -2 \(negative\)"):
+        check_codes(
+            np.full((2, 2), -2), layout=("K", "T'"), codebook_size=None, types=(np.ndarray,)
+        )
+    check_codes(
+        np.full((2, 2), 10**9, np.uint32),
+        layout=("K", "T'"),
+        codebook_size=None,
+        types=(np.ndarray,),
+    )
+    count = lambda k: check_num_codebooks(k, total=4, partial=False, owner="model")  # noqa: E731
+    with pytest.raises(ValueError, match="this model needs all 4 codebooks, got num_codebooks=2"):
+        check_codes(
+            np.zeros((2, 3), np.uint8),
+            layout=("K", "T'"),
+            codebook_size=4,
+            num_codebooks=count,
+            types=(np.ndarray,),
+        )
+    for bad in (0, 5, 1.0, True, None):
+        with pytest.raises(ValueError, match=r"num_codebooks must be an int in \[1, 4\]"):
+            check_num_codebooks(bad, total=4, partial=True, owner="model")
+    assert check_num_codebooks(np.int64(2), total=4, partial=True, owner="model") == 2

@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from audiotok.config import StrictConfig
-from audiotok.quantize.base import Quantizer
+from audiotok.quantize.base import Quantizer, check_codes
 
 __all__ = ["CodecConfig", "CodecOutput", "AudioCodec"]
 
@@ -224,17 +224,10 @@ class AudioCodec(nn.Module):
             raise ValueError("audio contains NaN or inf values")
 
     def _check_codes(self, codes: Tensor) -> None:
-        if not isinstance(codes, Tensor):
-            raise ValueError(f"expected codes as a torch.Tensor, got {type(codes).__name__}")
-        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
-            raise ValueError(f"expected integer codes, got dtype {codes.dtype}")
-        if codes.dim() != 3 or codes.shape[-1] < 1:
-            raise ValueError(
-                f"expected codes of shape (B, k, T') with T' >= 1, got {tuple(codes.shape)}"
-            )
-        self._check_num_codebooks(int(codes.shape[1]))
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(
-                f"codes out of range: expected 0 <= code < {self.codebook_size}, "
-                f"got min {int(codes.min())} and max {int(codes.max())}"
-            )
+        """``codes (B, k, T')`` integer, k a codebook count the quantizer serves, in range."""
+        check_codes(
+            codes,
+            layout=("B", "k", "T'"),
+            codebook_size=self.codebook_size,
+            num_codebooks=self.quantizer.check_num_codebooks,
+        )

@@ -21,7 +21,6 @@ Anchors: audiocraft/moshi ``CompressionModel``; this package's audio twin.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from audiotok.quantize.base import Quantizer
+from audiotok.quantize.base import Quantizer, check_codes, check_num_codebooks
 
 __all__ = ["ImageCodecOutput", "ImageCodec"]
 
@@ -225,16 +224,13 @@ class ImageCodec(nn.Module):
         return F.pad(image, (0, extra_w, 0, extra_h), mode="replicate")
 
     def _check_num_codebooks(self, k: Any) -> int:
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise ValueError(f"num_codebooks must be an int, got {k!r}")
-        if not 1 <= k <= self.num_codebooks:
-            raise ValueError(f"num_codebooks must be in [1, {self.num_codebooks}], got {k}")
-        if k != self.num_codebooks and not self.supports_partial_codebooks:
-            raise ValueError(
-                f"this {type(self).__name__} needs all {self.num_codebooks} codebooks, "
-                f"got num_codebooks={k}"
-            )
-        return int(k)
+        # the model's K and partial rule, which a hierarchical model (VQ-VAE-2) overrides
+        return check_num_codebooks(
+            k,
+            total=self.num_codebooks,
+            partial=self.supports_partial_codebooks,
+            owner=type(self).__name__,
+        )
 
     def _check_image(self, image: Tensor) -> None:
         if not isinstance(image, Tensor):
@@ -250,17 +246,11 @@ class ImageCodec(nn.Module):
             raise ValueError("image contains NaN or inf values")
 
     def _check_codes(self, codes: Tensor) -> None:
-        if not isinstance(codes, Tensor):
-            raise ValueError(f"expected codes as a torch.Tensor, got {type(codes).__name__}")
-        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
-            raise ValueError(f"expected integer codes, got dtype {codes.dtype}")
-        if codes.dim() != 4 or min(codes.shape[-2:]) < 1:
-            raise ValueError(
-                f"expected codes of shape (B, k, H', W') with H', W' >= 1, got {tuple(codes.shape)}"
-            )
-        self._check_num_codebooks(int(codes.shape[1]))
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(
-                f"codes out of range: expected 0 <= code < {self.codebook_size}, "
-                f"got min {int(codes.min())} and max {int(codes.max())}"
-            )
+        """``codes (B, k, H', W')`` integer, k a count :meth:`_check_num_codebooks` takes, in
+        range."""
+        check_codes(
+            codes,
+            layout=("B", "k", "H'", "W'"),
+            codebook_size=self.codebook_size,
+            num_codebooks=self._check_num_codebooks,
+        )

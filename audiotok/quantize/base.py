@@ -9,18 +9,129 @@ training-time ``forward``. Invariant: in eval mode ``decode(encode(z))`` equals
 Quantization always runs in fp32, also under autocast: bf16 distances pick the wrong
 neighbours and are known to halve FSQ code usage (arXiv:2309.15505, section 4).
 
+This module also holds the one validator of integer codes (:func:`check_codes`) and of a
+codebook count (:func:`check_num_codebooks`): quantizers, the audio and image families and
+token files all call them, so a message about codes reads the same everywhere. quantize/ is
+the leaf every family imports, hence their home.
+
 Anchors: audiocraft ``quantization/base.py`` (QuantizedResult, DummyQuantizer).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["QuantizerOutput", "Quantizer", "IdentityQuantizer"]
+__all__ = [
+    "QuantizerOutput",
+    "Quantizer",
+    "IdentityQuantizer",
+    "check_codes",
+    "check_num_codebooks",
+]
+
+
+def check_num_codebooks(num_codebooks: Any, *, total: int, partial: bool, owner: str) -> int:
+    """The one check of a codebook count ``k``: an int in ``[1, total]``, and ``total``
+    itself unless ``partial`` (the first k codebooks are a valid lower bitrate).
+
+    Args:
+        num_codebooks: the count to check (a bool is not a count).
+        total: K, the codebooks the owner has.
+        partial: whether fewer than K codebooks may be used.
+        owner: what has the codebooks, for the message (a class name, ``"model"``).
+
+    Returns:
+        ``num_codebooks`` as an int.
+
+    Raises:
+        ValueError: ``num_codebooks must be an int in [1, K], got k`` (with ``(this <owner>
+            has only K)`` when k > K), or ``this <owner> needs all K codebooks, got
+            num_codebooks=k``.
+    """
+    k = num_codebooks
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= total:
+        only = f" (this {owner} has only {total})" if isinstance(k, numbers.Integral) else ""
+        raise ValueError(f"num_codebooks must be an int in [1, {total}], got {k!r}{only}")
+    if k != total and not partial:
+        raise ValueError(f"this {owner} needs all {total} codebooks, got num_codebooks={k}")
+    return int(k)
+
+
+def _is_integer_dtype(dtype: Any) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    return getattr(dtype, "kind", "") in ("u", "i")  # a NumPy dtype
+
+
+def check_codes(
+    codes: Any,
+    *,
+    layout: Sequence[str],
+    codebook_size: int | None,
+    num_codebooks: Callable[[int], object] | None = None,
+    types: tuple[type, ...] = (Tensor,),
+) -> None:
+    """The one validator of integer codes, for tensors and NumPy arrays alike.
+
+    Args:
+        codes: the codes to check.
+        layout: axis names, e.g. ``("B", "k", "T'")``. ``"..."`` stands for any number of
+            axes (also none), ``"B"`` is the batch (may be 0), ``"k"`` or ``"K"`` the
+            codebook axis; every other named axis needs at least one entry.
+        codebook_size: codes lie in ``[0, codebook_size)``; None checks only ``>= 0``.
+        num_codebooks: called with the size of the codebook axis to check it, e.g. a
+            quantizer's :meth:`Quantizer.check_num_codebooks` or a ``functools.partial`` of
+            :func:`check_num_codebooks`; it raises ``ValueError``.
+        types: the accepted array types (``(numpy.ndarray,)`` for token files).
+
+    Raises:
+        ValueError: the first of, in this order: ``expected codes as a torch.Tensor, got
+            list``; ``expected integer codes, got dtype float32``; ``expected codes of shape
+            (B, k, T'), got shape (3, 4)``; ``codes are empty: expected shape (B, k, T') with
+            k, T' >= 1, got shape (1, 3, 0)``; what ``num_codebooks`` raises; ``codes out of
+            range: expected 0 <= code < 16, got min -1 (negative) and max 16``.
+    """
+    if not isinstance(codes, types):
+        names = " or ".join(f"{t.__module__}.{t.__qualname__}" for t in types)
+        raise ValueError(f"expected codes as a {names}, got {type(codes).__name__}")
+    if not _is_integer_dtype(codes.dtype):
+        dtype = str(codes.dtype).removeprefix("torch.")  # the same words for NumPy
+        raise ValueError(f"expected integer codes, got dtype {dtype}")
+    shape, want = tuple(int(n) for n in codes.shape), f"({', '.join(layout)})"
+    fixed = [a for a in layout if a != "..."]
+    if len(shape) < len(fixed) or ("..." not in layout and len(shape) != len(fixed)):
+        raise ValueError(f"expected codes of shape {want}, got shape {shape}")
+    # each named axis, aligned from the front up to "..." and from the back after it
+    cut = layout.index("...") if "..." in layout else len(layout)
+    named = list(zip(layout[:cut], shape, strict=False))
+    named += list(
+        zip(layout[cut + 1 :], shape[len(shape) - (len(layout) - cut - 1) :], strict=True)
+    )
+    nonempty = [a for a, _ in named if a != "B"]
+    if any(n < 1 for a, n in named if a != "B"):
+        raise ValueError(
+            f"codes are empty: expected shape {want} with {', '.join(nonempty)} >= 1, "
+            f"got shape {shape}"
+        )
+    k = next((n for a, n in named if a in ("k", "K")), None)
+    if num_codebooks is not None and k is not None:
+        num_codebooks(k)
+    if math.prod(shape):
+        low, high = int(codes.min()), int(codes.max())
+        if low < 0 or (codebook_size is not None and high >= codebook_size):
+            bound = "" if codebook_size is None else f" < {codebook_size}"
+            sign = " (negative)" if low < 0 else ""
+            raise ValueError(
+                f"codes out of range: expected 0 <= code{bound}, got min {low}{sign} and max {high}"
+            )
 
 
 @dataclass
@@ -106,29 +217,27 @@ class Quantizer(nn.Module):
             raise ValueError("input contains NaN or inf values")
 
     def check_codes(self, codes: Tensor, num_codebooks: int | None = None) -> None:
-        """Raise ``ValueError`` unless ``codes`` are integer indices in range.
+        """Raise ``ValueError`` unless ``codes`` are integer indices in range
+        (:func:`check_codes`).
 
         Args:
             codes: ``(B, ...)`` or ``(B, ..., k)`` integer tensor.
-            num_codebooks: for multi-codebook quantizers, the largest allowed ``k``.
+            num_codebooks: for multi-codebook quantizers, the largest allowed ``k``
+                (default K); any prefix ``1 <= k`` is accepted here, subclasses narrow it.
         """
-        if not isinstance(codes, Tensor):
-            raise ValueError(f"expected codes as a torch.Tensor, got {type(codes).__name__}")
-        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
-            raise ValueError(f"expected integer codes, got dtype {codes.dtype}")
-        if codes.dim() < 1:
-            raise ValueError(f"expected codes of shape (B, ...), got {tuple(codes.shape)}")
-        if self.codes_have_codebook_dim:
-            k_max = self.num_codebooks if num_codebooks is None else num_codebooks
-            if codes.dim() < 2 or not 1 <= codes.shape[-1] <= k_max:
-                raise ValueError(
-                    f"expected codes (B, ..., k) with 1 <= k <= {k_max}, got {tuple(codes.shape)}"
-                )
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(
-                f"codes out of range: expected 0 <= code < {self.codebook_size}, "
-                f"got min {int(codes.min())} and max {int(codes.max())}"
-            )
+        multi = self.codes_have_codebook_dim
+        count = functools.partial(
+            check_num_codebooks,
+            total=self.num_codebooks if num_codebooks is None else num_codebooks,
+            partial=True,
+            owner=type(self).__name__,
+        )
+        check_codes(
+            codes,
+            layout=("B", "...", "k") if multi else ("B", "..."),
+            codebook_size=self.codebook_size,
+            num_codebooks=count,
+        )
 
     # -- public API ------------------------------------------------------------------
     def check_num_codebooks(self, num_codebooks: int | None) -> int:
@@ -140,22 +249,12 @@ class Quantizer(nn.Module):
         """
         if num_codebooks is None:
             return self.num_codebooks
-        k = num_codebooks
-        if (
-            isinstance(k, bool)
-            or not isinstance(k, numbers.Integral)
-            or not 1 <= k <= self.num_codebooks
-        ):
-            raise ValueError(
-                f"num_codebooks must be an int in [1, {self.num_codebooks}], got {k!r}"
-            )
-        k = int(k)
-        if k != self.num_codebooks and not self.supports_partial_codebooks:
-            raise ValueError(
-                f"this {type(self).__name__} needs all {self.num_codebooks} codebooks, "
-                f"got num_codebooks={k}"
-            )
-        return k
+        return check_num_codebooks(
+            num_codebooks,
+            total=self.num_codebooks,
+            partial=self.supports_partial_codebooks,
+            owner=type(self).__name__,
+        )
 
     def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
         """Quantize ``z: (B, ..., D)``; see :class:`QuantizerOutput`.
