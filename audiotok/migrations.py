@@ -6,8 +6,9 @@ parameter or buffer, or reshapes one, the library's :data:`FORMAT_VERSION` goes 
 that family gets a :class:`Migration` from the old version in :data:`MIGRATIONS`; loading an
 older export then applies every step from its version on to the state dict (and, where a
 step says so, to the config dict) before ``load_state_dict``, so that users' models never
-stop loading. A version newer than the library knows is refused with one line: the export
-was made by a newer audiotok.
+stop loading. The model keeps the ``model_id`` its ``config.json`` records, so token files
+made before a migration still decode with it. A version newer than the library knows is
+refused with one line: the export was made by a newer audiotok.
 
 Steps are explicit data, read top to bottom, rather than a ``_load_from_state_dict`` hook on
 each module: the whole history of the format is in this file. Anchor: moshi's

@@ -125,7 +125,10 @@ def test_a_renamed_parameter_is_migrated_to_identical_codes(
     )
     _one_format_newer(monkeypatch, step)
     assert torch.equal(hub.load_pretrained(dest).encode(WAV), codes)
-    assert torch.equal(hub.load(dest).encode(WAV.numpy(), sample_rate=8000), codes)
+    tok = hub.load(dest)
+    assert torch.equal(tok.encode(WAV.numpy(), sample_rate=8000), codes)
+    # token files made before the migration still name this model
+    assert tok.model_id == json.loads((dest / "config.json").read_text())["model_id"]
 
 
 def test_state_and_config_steps_run_in_order_and_only_from_the_exports_version(
