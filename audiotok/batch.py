@@ -35,6 +35,9 @@ __all__ = [
     "encode_files",
     "decode_files",
     "error_line",
+    "expand_inputs",
+    "output_is_file",
+    "decoded_name",
 ]
 
 #: extensions of token files
