@@ -7,7 +7,8 @@ denied, a folder in the way). Warnings are one line too (``warning: <file>: <pro
 Ctrl-C exits with 130, at any moment.
 
 Over 400 lines on purpose: the six commands' options and help texts are the bulk; the work
-is in the library (batch files: :mod:`audiotok.batch`).
+is in the library (batch files: :mod:`audiotok.batch`). The token-level commands
+(``tokenize``, ``generate``, ``eval-prior``) live in :mod:`audiotok.cli_tokens`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import typer
 
 from audiotok import __version__
 from audiotok.batch import BatchListener, BatchResult, FileResult, error_line
+from audiotok.cli_tokens import register as register_token_commands
 from audiotok.errors import UserError
 
 T = TypeVar("T")
@@ -378,7 +380,7 @@ def train_command(
         None, "--max-steps", help="Set optim.max_steps (also the cosine schedule's length)."
     ),
 ) -> None:
-    """Train a codec from a recipe; under torchrun it trains with DDP."""
+    """Train a codec or a prior from a recipe; under torchrun it trains with DDP."""
 
     def _run() -> Any:
         from audiotok.training.trainer import train_recipe
@@ -416,6 +418,9 @@ def export_command(
         return export_checkpoint(checkpoint, out_dir, force=force)
 
     typer.echo(str(run_or_exit(_run)))
+
+
+register_token_commands(app, run_or_exit)
 
 
 def _exit_interrupted() -> None:

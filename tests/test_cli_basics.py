@@ -19,7 +19,17 @@ def test_version() -> None:
     assert out.stdout.strip() == f"audiotok {audiotok.__version__}"
 
 
-COMMANDS = ("encode", "decode", "info", "eval", "train", "export")
+COMMANDS = (
+    "encode",
+    "decode",
+    "info",
+    "eval",
+    "train",
+    "export",
+    "tokenize",
+    "generate",
+    "eval-prior",
+)
 
 
 def test_help_lists_commands() -> None:
@@ -38,7 +48,7 @@ def test_help_lists_commands() -> None:
     assert sorted(registered) == sorted(COMMANDS)  # a new command is added to this list too
     # the "Commands" section: one row per command, its name first
     section = out.stdout[out.stdout.index("Commands") :]
-    listed = re.findall(r"^\W*([a-z]+)\s{2,}\S", section, flags=re.M)
+    listed = re.findall(r"^\W*([a-z-]+)\s{2,}\S", section, flags=re.M)
     assert listed == list(COMMANDS), section
     for name in COMMANDS:
         summary = (registered[name].help or "").strip().splitlines()[0]
