@@ -267,6 +267,9 @@ def info(
     from audiotok import hub
 
     tok = run_or_exit(lambda: hub.load(model))
+    from audiotok.prior.vocab import LMVocab
+
+    vocab = LMVocab(tok.num_codebooks, tok.codebook_size)
     rf = tok.receptive_field
     rows = [
         ("model", str(model)),
@@ -282,6 +285,11 @@ def info(
         (
             "LM vocabulary",
             f"{tok.vocab_size} ({tok.num_codebooks} x {tok.codebook_size} per codebook)",
+        ),
+        (
+            "LM token ids",
+            f"codebook k code c -> k * {tok.codebook_size} + c; BOS {vocab.bos}, "
+            f"EOS {vocab.eos}, EMPTY {vocab.empty}, MASK {vocab.mask} ({vocab.size} in all)",
         ),
         ("parameters", f"{tok.num_parameters:,}"),
         ("receptive field", f"{rf} samples ({1000 * rf / tok.sample_rate:.1f} ms) per side"),

@@ -245,6 +245,7 @@ def test_info(models: tuple[str, str]) -> None:
     assert code == 0
     for text in ["sample rate:     8000 Hz", "frame rate:      1000 Hz", "hop length:      8", "codebooks:       3",
                  "codebook size:   16", "4, 8, 12 kbps", "LM vocabulary:   48 (3 x 16", "receptive field",
+                 "BOS 48, EOS 49, EMPTY 50, MASK 51 (52 in all)",
                  f"model id:        {hub.read_pretrained_info(models[0]).model_id}"]:  # fmt: skip
         assert text in out, text
 
