@@ -58,6 +58,36 @@ FORBIDDEN: dict[str, set[str]] = {
         "nn",
     },
     "bulk": {"training", "cli", "eval"},
+    "batch": {"training", "cli", "eval", "data"},
+    "statedict": {
+        "audio",
+        "image",
+        "prior",
+        "quantize",
+        "data",
+        "training",
+        "eval",
+        "hub",
+        "registry",
+        "tokenizer",
+        "codes",
+        "config",
+        "nn",
+    },
+    "migrations": {
+        "audio",
+        "image",
+        "prior",
+        "quantize",
+        "data",
+        "training",
+        "eval",
+        "hub",
+        "registry",
+        "tokenizer",
+        "codes",
+        "nn",
+    },
     "generation": {"training", "cli", "eval", "data"},
     "registry": {"training", "cli", "data", "eval", "hub", "tokenizer", "codes"},
     "tokenizer": {"training", "cli", "data"},
@@ -80,6 +110,11 @@ FORBIDDEN: dict[str, set[str]] = {
     "eval": {"training", "cli"},
     "training": {"cli"},
 }
+
+
+# the application layers above the models: nothing at or below the model families uses them
+for _low in ("quantize", "nn", "audio", "image", "prior", "data", "statedict", "migrations"):
+    FORBIDDEN[_low] |= {"batch", "bulk", "generation", "cli_tokens"}
 
 
 def _unit(path: Path) -> str:
