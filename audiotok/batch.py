@@ -25,7 +25,7 @@ from audiotok.atomic import describe_os_error, is_temp
 from audiotok.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from audiotok.tokenizer import AudioTokenizer
+    from audiotok.tokenizer.audio import AudioTokenizer
 
 __all__ = [
     "TOKEN_SUFFIXES",

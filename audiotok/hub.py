@@ -41,7 +41,7 @@ from audiotok.errors import UserError
 from audiotok.migrations import FORMAT_VERSION, format_version_of, migrate_config, migrate_state
 from audiotok.registry import MODEL_FAMILIES, model_id_for
 from audiotok.statedict import load_state_strict
-from audiotok.tokenizer import AudioTokenizer
+from audiotok.tokenizer.audio import AudioTokenizer
 
 __all__ = [
     "MODEL_FAMILIES",
