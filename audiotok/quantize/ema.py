@@ -106,6 +106,20 @@ class RelativeDeadCodeRestart:
         return float(ema_counts.mean())
 
 
+@torch.no_grad()
+def restart_vectors(flat: Tensor, num: int) -> Tensor | None:
+    """``num`` random rows of ``flat: (N, D)`` gathered from every rank, chosen on rank 0 and
+    broadcast (so DDP replicas restart the same codes with the same vectors); None when no
+    rank has a row."""
+    local = QF.sample_rows(flat, num) if flat.shape[0] else flat
+    pool = D.gather_rows(local.contiguous())
+    if pool.shape[0] == 0:
+        return None
+    vectors = QF.sample_rows(pool, num) if D.rank() == 0 else pool.new_empty(num, flat.shape[1])
+    D.broadcast_(vectors)
+    return vectors
+
+
 class EMAVectorQuantizer(Quantizer):
     """Nearest-neighbour quantizer whose codebook follows EMAs of its assigned vectors.
 
@@ -224,15 +238,9 @@ class EMAVectorQuantizer(Quantizer):
         num_dead = int(dead.sum())
         if num_dead == 0:
             return 0
-        local = QF.sample_rows(flat, num_dead) if flat.shape[0] else flat
-        pool = D.gather_rows(local.contiguous())
-        if pool.shape[0] == 0:
+        vectors = restart_vectors(flat, num_dead)
+        if vectors is None:
             return 0
-        if D.rank() == 0:
-            vectors = QF.sample_rows(pool, num_dead)
-        else:
-            vectors = pool.new_empty(num_dead, self.dim)
-        D.broadcast_(vectors)
         count = self.restart.reset_count(self.ema_counts)
         self.codebook[dead] = vectors
         self.ema_counts[dead] = count

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from audiotok.quantize import distributed as D
 from audiotok.quantize import functional as QF
 from audiotok.quantize.base import Quantizer, QuantizerOutput
-from audiotok.quantize.ema import DeadCodeRestart, RelativeDeadCodeRestart
+from audiotok.quantize.ema import DeadCodeRestart, RelativeDeadCodeRestart, restart_vectors
 
 __all__ = ["VectorQuantizer"]
 
@@ -151,15 +151,9 @@ class VectorQuantizer(Quantizer):
         num_dead = int(dead.sum())
         if num_dead == 0:
             return 0
-        local = QF.sample_rows(latent, num_dead) if latent.shape[0] else latent
-        pool = D.gather_rows(local.contiguous())
-        if pool.shape[0] == 0:
+        vectors = restart_vectors(latent, num_dead)
+        if vectors is None:
             return 0
-        if D.rank() == 0:
-            vectors = QF.sample_rows(pool, num_dead)
-        else:
-            vectors = pool.new_empty(num_dead, self.codebook_dim)
-        D.broadcast_(vectors)
         # through .data: this step's graph holds the codebook, and rows restarted now get
         # (at most a sliver of) gradient computed with their new values, which is harmless
         self.codebook.data[dead] = vectors.to(self.codebook.dtype)
