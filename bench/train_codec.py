@@ -102,7 +102,7 @@ class Variant:
         cfg = load_config(args.recipe)
         ours = build_model(cfg.model.family, cfg.model.config)
         if name.startswith("EnCodec"):
-            model = EncodecGenerator(ours.sample_rate, ours.bitrate / 1000.0)
+            model = EncodecGenerator(ours.sample_rate, ours.bitrate)
         else:
             model = ours
         self.model = model.to(self.device).train()

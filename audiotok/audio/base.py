@@ -116,13 +116,14 @@ class AudioCodec(nn.Module):
 
     @property
     def bitrate(self) -> float:
-        """Bits per second with all ``num_codebooks`` codebooks."""
+        """kbps with all ``num_codebooks`` codebooks (kbps everywhere, as EnCodec's
+        ``bandwidth``)."""
         return self.bitrate_for(self.num_codebooks)
 
     def bitrate_for(self, num_codebooks: int) -> float:
-        """Bits per second when using the first ``num_codebooks`` codebooks."""
+        """kbps when using the first ``num_codebooks`` codebooks."""
         self._check_num_codebooks(num_codebooks)
-        return self.frame_rate * num_codebooks * math.log2(self.codebook_size)
+        return self.frame_rate * num_codebooks * math.log2(self.codebook_size) / 1000.0
 
     @property
     def supports_partial_codebooks(self) -> bool:

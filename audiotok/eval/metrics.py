@@ -330,5 +330,5 @@ def codebook_entropy_bits(codes: ArrayLike, codebook_size: int) -> torch.Tensor:
 
 
 def bitrate(frame_rate: float, num_codebooks: int, codebook_size: int) -> float:
-    """Bits per second of fixed-length codes: ``frame_rate * num_codebooks * log2(codebook_size)``."""
-    return float(frame_rate) * int(num_codebooks) * math.log2(int(codebook_size))
+    """kbps of fixed-length codes: ``frame_rate * num_codebooks * log2(codebook_size) / 1000``."""
+    return float(frame_rate) * int(num_codebooks) * math.log2(int(codebook_size)) / 1000.0

@@ -116,7 +116,7 @@ class AudioTokenizer:
     @property
     def bitrate(self) -> float:
         """Kilobits per second (kbps) with all codebooks, e.g. 6.0 for the default model."""
-        return float(self.model.bitrate) / 1000.0
+        return float(self.model.bitrate)
 
     @property
     def bitrates(self) -> list[float]:
@@ -124,7 +124,7 @@ class AudioTokenizer:
         ``k`` codebooks (one entry for models that need all codebooks)."""
         if not self.model.supports_partial_codebooks:
             return [self.bitrate]
-        return [float(self.model.bitrate_for(k)) / 1000.0 for k in range(1, self.num_codebooks + 1)]
+        return [float(self.model.bitrate_for(k)) for k in range(1, self.num_codebooks + 1)]
 
     @property
     def vocab_size(self) -> int:

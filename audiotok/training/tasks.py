@@ -11,7 +11,7 @@ implements this for audio codecs (SoundStream arXiv:2107.03312, EnCodec arXiv:22
   :class:`~audiotok.training.balancer.Balancer`;
 * discriminator: hinge loss on real audio versus detached reconstructions;
 * metrics: per-codebook code counts (the trainer turns them into usage and perplexity over
-  its logging window) and the effective bitrate under quantizer dropout.
+  its logging window) and the effective bitrate (``kbps``) under quantizer dropout.
 
 An image task only has to implement the same protocol.
 """
@@ -288,8 +288,8 @@ class CodecTask:
         counts = code_counts(codes, self.codec.codebook_size)
         # codes of stages a sample skipped under quantizer dropout are -1
         used_per_frame = (codes >= 0).float().sum(1).mean()
-        bitrate = used_per_frame * self.codec.frame_rate * self.bits_per_code
-        return {"code_counts": counts, "bitrate": bitrate.detach()}
+        kbps = used_per_frame * self.codec.frame_rate * self.bits_per_code / 1000.0
+        return {"code_counts": counts, "kbps": kbps.detach()}
 
     @torch.no_grad()
     def validation_step(self, batch: Tensor) -> tuple[dict[str, float], Tensor]:

@@ -374,7 +374,7 @@ class Trainer:
                             last[f"{unit}_per_s"] = n_window * amount / elapsed
                         last["epoch"] = self.epoch
                         logger.log(self.step, "train", last)
-                        keys = ("total", "mel", "disc", "bitrate", "usage")
+                        keys = ("total", "mel", "disc", "kbps", "usage", "bits_per_frame")
                         logger.progress(
                             self.step, last["steps_per_s"], {k: last[k] for k in keys if k in last}
                         )

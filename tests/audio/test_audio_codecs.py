@@ -136,11 +136,11 @@ def test_bitrates_and_properties() -> None:
     assert codec.hop_length == 6 and codec.sample_rate == 24000 and codec.channels == 1
     assert codec.frame_rate == 4000.0
     assert codec.num_codebooks == 3 and codec.codebook_size == 16
-    assert codec.bitrate == pytest.approx(4000 * 3 * 4)
-    assert codec.bitrate_for(1) == pytest.approx(16000)
+    assert codec.bitrate == pytest.approx(4000 * 3 * 4 / 1000)  # kbps
+    assert codec.bitrate_for(1) == pytest.approx(16.0)
     vqvae = tiny_vqvae()
     assert vqvae.family == "audio_vqvae" and vqvae.num_codebooks == 1
-    assert vqvae.bitrate == pytest.approx(24000 / 4 * 4)
+    assert vqvae.bitrate == pytest.approx(24000 / 4 * 4 / 1000)
     with pytest.raises(ValueError):
         codec.bitrate_for(4)
 

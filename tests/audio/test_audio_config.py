@@ -79,8 +79,8 @@ def test_default_soundstream_is_24khz_75hz_6kbps() -> None:
     assert codec.sample_rate == 24000 and codec.hop_length == 320
     assert codec.frame_rate == 75.0
     assert (codec.num_codebooks, codec.codebook_size) == (8, 1024)
-    assert codec.bitrate == pytest.approx(6000.0)
-    assert [codec.bitrate_for(k) for k in (2, 4, 8)] == pytest.approx([1500.0, 3000.0, 6000.0])
+    assert codec.bitrate == pytest.approx(6.0)  # kbps
+    assert [codec.bitrate_for(k) for k in (2, 4, 8)] == pytest.approx([1.5, 3.0, 6.0])
     assert codec.receptive_field > codec.hop_length
     vqvae = AudioVQVAE()
     assert vqvae.hop_length == 64 and vqvae.num_codebooks == 1 and vqvae.codebook_size == 512

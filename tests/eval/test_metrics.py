@@ -104,5 +104,5 @@ def test_codebook_usage_and_entropy() -> None:
 
 
 def test_bitrate() -> None:
-    assert M.bitrate(75.0, 8, 1024) == 6000.0
-    assert M.bitrate(50, 4, 2**12) == 2400.0
+    assert M.bitrate(75.0, 8, 1024) == 6.0  # kbps
+    assert M.bitrate(50, 4, 2**12) == 2.4
