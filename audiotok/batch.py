@@ -10,6 +10,9 @@ of the wrong kind, an unknown format or bitrate) raises :class:`~audiotok.errors
 before any file is touched; a bad file becomes one line (``<file>: <problem>``) in its
 :class:`FileResult` and the batch goes on. A :class:`BatchListener` follows the batch as it
 runs (the CLI draws progress bars and prints each failure with it).
+
+Over 400 lines on purpose: the output-naming policy (beside the input, ``-o`` folder or
+file, ``.decoded.wav``, ``--force``) and the per-file loop for both directions.
 """
 
 from __future__ import annotations

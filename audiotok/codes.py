@@ -25,6 +25,9 @@ must agree with the codes and lie in sane ranges (:data:`SAMPLE_RATE_RANGE`,
 ``original_length`` within one frame of that at the original rate), so that a crafted file
 can neither make a huge allocation nor an empty or absurd output. Every problem raises
 :class:`audiotok.errors.UserError` as ``"<file>: <problem>"``.
+
+Over 400 lines on purpose: the token-file format (``.npy`` with trailer, ``.npz``) and the
+checks that keep a crafted file from sizing an allocation belong together.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -305,3 +306,15 @@ def test_prior_sees_integer_codes_only() -> None:
                     )
                 else:
                     assert parts[0] in allowed, f"prior/{path.name} imports {parts[0]}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
+def test_long_modules_say_why(path: Path) -> None:
+    # ARCHITECTURE.md: files of 100-400 lines; a longer one says at its top why it is one file
+    text = path.read_text()
+    if len(text.splitlines()) <= 420:
+        return
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    assert re.search(r"(over 400|~?\d00 lines)", doc, re.I), (
+        f"{path.relative_to(PKG)} has {len(text.splitlines())} lines and no reason at its top"
+    )

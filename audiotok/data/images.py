@@ -24,6 +24,10 @@ Readers:
 Bad files (unreadable, truncated, not an image) are reported with one ``RuntimeWarning`` each
 and a count, and skipped; a source with nothing left raises
 :class:`~audiotok.errors.UserError`. :func:`open_image_source` picks the reader from a path.
+
+Over 400 lines for now: the folder/list/manifest/array readers share the ImageSource
+classes and the dataset, and were split once (IDX and CIFAR went to image_formats.py); the
+next split moves :class:`ImageDataset` into its own module.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ Each file's kind is ``speech``, ``music`` or ``audio`` (anything else): the ``ki
 argument if given, else the manifest's ``kind`` field, else a guess from the path (a folder
 or file name containing ``speech``/``voice`` or ``music``/``song``), else ``audio``.
 Unreadable files and files that fail are listed in the report and skipped.
+
+Over 400 lines on purpose: the evaluation runner (inputs, bitrate plan, per-file scoring
+against Opus, aggregation); results live in :mod:`~audiotok.eval.results` and writing in
+:mod:`~audiotok.eval.render`.
 """
 
 from __future__ import annotations

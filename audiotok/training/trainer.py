@@ -12,6 +12,9 @@ way), and a checkpoint stores everything else (weights, optimisers, schedulers, 
 of every rank, epoch and batches consumed), so a resumed run continues exactly where the
 checkpoint was taken. Validation saves and restores the RNG states around itself, so it
 never changes the training trajectory.
+
+Over 400 lines on purpose: the loop, its checkpoint state and resume are one state machine;
+what differs per modality is built in :mod:`audiotok.training.build`.
 """
 
 from __future__ import annotations
