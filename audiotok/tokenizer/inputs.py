@@ -145,17 +145,18 @@ def as_codes(codes: Any) -> Tensor:
 
 
 def check_code_range(codes: Tensor, codebook_size: int) -> None:
-    """Every code in ``[0, codebook_size)``.
+    """Every code in ``[0, codebook_size)`` (the one validator,
+    :func:`audiotok.quantize.base.check_codes`, in the project's error type).
 
     Raises:
         UserError: a code outside, with the smallest and largest code.
     """
-    low, high = int(codes.min()), int(codes.max())
-    if low < 0 or high >= codebook_size:
-        raise UserError(
-            f"codes out of range: expected 0 <= code < {codebook_size}, "
-            f"got min {low} and max {high}"
-        )
+    from audiotok.quantize.base import check_codes
+
+    try:
+        check_codes(codes, layout=("B", "k", "T'"), codebook_size=codebook_size)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def check_channels(channels: Any) -> int:
