@@ -85,3 +85,38 @@ def test_ranks_split_the_files_and_agree_with_one_process(corpus: Path, tmp_path
         assert row["kind"] in ("speech", "music")  # manifest fields carried along
     split_a = {r["id"]: r["split"] for r in a.files}
     assert all(split_a[r["id"]] == r["split"] for r in b.files)  # by source, not by rank
+
+
+def test_two_gloo_ranks_give_the_codes_of_one_process(corpus: Path, tmp_path: Path) -> None:
+    """``torchrun --nproc_per_node 2 -m audiotok tokenize`` (real processes, gloo)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from audiotok.hub import save_pretrained
+
+    model_dir = save_pretrained(_tok().model, tmp_path / "model")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += ["--master_port", str(port), "-m", "audiotok", "tokenize", str(corpus / "list.jsonl")]
+    cmd += ["-o", str(tmp_path / "two"), "--model", str(model_dir)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rank 0:" in out.stdout and "rank 1:" in out.stdout
+    tokenize_corpus(_load(model_dir), [corpus / "list.jsonl"], tmp_path / "one")
+    a, b = TokenShards(tmp_path / "one"), TokenShards(tmp_path / "two", verify=True)
+    assert {s["name"].split("-")[1] for s in b.meta["shards"]} == {"r0", "r1"}
+    by_id = {row["id"]: a.codes(i) for i, row in enumerate(a.files)}
+    assert sorted(by_id) == sorted(row["id"] for row in b.files)
+    for i, row in enumerate(b.files):
+        np.testing.assert_array_equal(b.codes(i), by_id[row["id"]])
+
+
+def _load(path: Path) -> AudioTokenizer:
+    from audiotok.hub import load
+
+    return load(str(path))
