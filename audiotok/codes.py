@@ -38,6 +38,7 @@ import json
 import math
 import os
 import struct
+import typing
 import zipfile
 from dataclasses import dataclass
 from functools import partial
@@ -122,24 +123,22 @@ class CodesMeta:
         Raises:
             ValueError: a field is missing or has the wrong type.
         """
+        from audiotok.config import ConfigError, coerce
+
+        hints = typing.get_type_hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name not in d:
                 if f.default is dataclasses.MISSING:
                     raise ValueError(f"metadata lacks {f.name!r}")
                 continue
-            # annotations are strings here (``from __future__ import annotations``)
-            kinds = [k.strip() for k in str(f.type).split("|")]
             value = d[f.name]
-            if value is None and "None" in kinds:
-                kwargs[f.name] = None
-                continue
-            want = {"str": str, "int": int, "float": (int, float)}[kinds[0]]
-            if isinstance(value, bool) or not isinstance(value, want):
+            try:  # the one value checker of every config (audiotok.config.coerce)
+                kwargs[f.name] = coerce(value, hints[f.name], f.name)
+            except ConfigError:
+                raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}") from None
+            if isinstance(kwargs[f.name], float) and not math.isfinite(kwargs[f.name]):
                 raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
-            if kinds[0] == "float" and not math.isfinite(value):
-                raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
-            kwargs[f.name] = float(value) if kinds[0] == "float" else value
         return cls(**kwargs)
 
     def check(self, frames: int) -> None:

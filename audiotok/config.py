@@ -20,7 +20,20 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["StrictConfig", "check_keys", "to_plain", "from_plain"]
+__all__ = [
+    "ConfigError",
+    "StrictConfig",
+    "check_keys",
+    "coerce",
+    "type_name",
+    "to_plain",
+    "from_plain",
+]
+
+
+class ConfigError(ValueError):
+    """A config value or key that does not fit its dataclass (one line, naming the key)."""
+
 
 _C = TypeVar("_C", bound="StrictConfig")
 
@@ -68,6 +81,86 @@ def from_plain(value: Any, hint: Any) -> Any:
     return value
 
 
+def type_name(hint: Any) -> str:
+    """How a type annotation reads in an error message (``an integer``, ``a mapping``...)."""
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {type_name(args[0])} values"
+        return f"a list of {len(args)} numbers"
+    if origin in (dict, list):
+        return "a mapping" if origin is dict else "a list"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+        hint, str(getattr(hint, "__name__", hint))
+    )
+
+
+def coerce(value: Any, hint: Any, key: str, source: str | None = None) -> Any:
+    """Check ``value`` against the annotation ``hint`` and return it as the field wants it.
+
+    Ints are accepted where floats are expected (and, for YAML 1.1, a string such as
+    ``"3e-4"``); bools are never numbers; lists become tuples for tuple fields (fixed or
+    variadic length); dicts are deep-copied. Annotations other than these (``Any``, a
+    class of the project's own) pass the value through for the dataclass to validate.
+
+    Raises:
+        ConfigError: ``'<key>'[ in <source>] must be <type>, got <value>``.
+    """
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        for arg in typing.get_args(hint):
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key, source)
+            except ConfigError:
+                continue
+    elif origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, list | tuple):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(coerce(v, args[0], key, source) for v in value)
+            if len(value) == len(args):
+                return tuple(coerce(v, a, key, source) for v, a in zip(value, args, strict=True))
+    elif origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return copy.deepcopy(value)
+    elif origin is list:
+        if isinstance(value, list | tuple):
+            (arg,) = typing.get_args(hint) or (Any,)
+            return [coerce(v, arg, key, source) for v in value]
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(value)
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value  # a class of its own: its dataclass validates it
+    where = f"'{key}' in {source}" if source else f"'{key}'"
+    raise ConfigError(f"{where} must be {type_name(hint)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class StrictConfig:
     """Base of the frozen model configs: a strict, JSON-friendly ``to_dict`` / ``from_dict``.
@@ -94,8 +187,14 @@ class StrictConfig:
         """Build a config from ``to_dict`` output (e.g. parsed JSON); missing keys keep defaults.
 
         Raises:
-            ValueError: on a key that is not a field (the message names it) or a non-dict.
+            ValueError: on a key that is not a field (the message names it), a value of the
+                wrong type (:class:`ConfigError`, naming the key) or a non-dict.
         """
         check_keys(cls, d)
         hints = typing.get_type_hints(cls)
-        return cls(**{k: from_plain(v, hints.get(k)) for k, v in d.items()})
+        return cls(
+            **{
+                k: coerce(from_plain(v, hints.get(k)), hints.get(k, Any), f"{cls.__name__}.{k}")
+                for k, v in d.items()
+            }
+        )

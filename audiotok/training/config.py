@@ -29,7 +29,6 @@ import dataclasses
 import inspect
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from audiotok.config import ConfigError, coerce
 from audiotok.errors import UserError
 
 __all__ = [
@@ -226,59 +226,12 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def _type_name(hint: Any) -> str:
-    if hint is type(None):
-        return "null"
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if origin is tuple:
-        return f"a list of {len(typing.get_args(hint))} numbers"
-    if origin is dict:
-        return "a mapping"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
-        hint, str(hint)
-    )
-
-
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the type ``hint``; return it (lists -> tuples) or raise."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        for arg in typing.get_args(hint):
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except UserError:
-                continue
-    elif origin is tuple:
-        args = typing.get_args(hint)
-        if isinstance(value, list | tuple) and len(value) == len(args):
-            return tuple(_coerce(v, a, key, source) for v, a in zip(value, args, strict=True))
-    elif origin is dict:
-        if isinstance(value, dict):
-            return copy.deepcopy(value)
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    raise UserError(f"'{key}' in {source} must be {_type_name(hint)}, got {value!r}")
+    """:func:`audiotok.config.coerce` (the one value checker), as a :class:`UserError`."""
+    try:
+        return coerce(value, hint, key, source)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
 
 
 def _build(cls: type, d: Any, prefix: str, source: str) -> Any:
