@@ -157,9 +157,10 @@ def _unwrapped(model: nn.Module) -> Any:
 
 
 def _builders() -> dict[str, TaskBuilder]:
+    from audiotok.training.image_task import ImageTaskBuilder
     from audiotok.training.prior_task import PriorTaskBuilder
 
-    return {"audio": AudioTaskBuilder(), "prior": PriorTaskBuilder()}
+    return {"audio": AudioTaskBuilder(), "image": ImageTaskBuilder(), "prior": PriorTaskBuilder()}
 
 
 #: modality -> builder; a new modality registers its builder here.

@@ -86,6 +86,7 @@ class DataConfig:
     preload: bool = False
     loudness_db: float | None = None
     examples_per_epoch: int | None = None
+    image_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ class LossConfig:
     ``balancer`` turns on the EnCodec loss balancer (arXiv:2210.13438, section 3.4): the
     gradients of the audio losses with respect to the reconstruction are rescaled so that
     each loss contributes in proportion to its weight, whatever its scale.
+    ``image`` holds the image VQ-VAE objective (fields of
+    :class:`audiotok.image.vqgan.VQGANLossConfig`: L1/SSIM/focal-frequency weights, the
+    PatchGAN and its warm-up); the audio weights above do not apply to images.
     ``mel_options`` / ``stft_options`` are keyword arguments of ``MultiScaleMelLoss`` /
     ``MultiResolutionSTFTLoss`` (e.g. ``n_ffts``). ``feature_matching_relative`` divides each
     feature map's L1 by the real map's mean magnitude (EnCodec), which keeps the feature
@@ -150,6 +154,7 @@ class LossConfig:
     feature_matching_relative: bool = False
     mel_options: dict[str, Any] = field(default_factory=dict)
     stft_options: dict[str, Any] = field(default_factory=dict)
+    image: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -346,6 +351,16 @@ def _check_free_form(cfg: TrainConfig, source: str) -> None:
     _check_kwargs(cfg.discriminator.mpd, MultiPeriodDiscriminator, "discriminator.mpd", source)
     _check_kwargs(cfg.loss.mel_options, MultiScaleMelLoss, "loss.mel_options", source)
     _check_kwargs(cfg.loss.stft_options, MultiResolutionSTFTLoss, "loss.stft_options", source)
+    if cfg.loss.image:
+        from audiotok.image.vqgan import VQGANLossConfig
+
+        names = {f.name for f in dataclasses.fields(VQGANLossConfig)}
+        for name in cfg.loss.image:
+            if name not in names:
+                raise UserError(
+                    f"unknown key 'loss.image.{name}' in {source} "
+                    f"(expected one of: {', '.join(sorted(names))})"
+                )
 
 
 def config_from_dict(d: dict[str, Any], source: str = "config") -> TrainConfig:

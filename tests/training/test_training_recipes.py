@@ -27,7 +27,18 @@ SHRINK = {
     },
     "audio_vqvae": {"hidden": 8, "residual_hidden": 4, "num_residual": 1, "latent_dim": 8},
     "prior_gpt": {"num_layers": 1, "num_heads": 2, "dim": 16, "codebook_size": 16},
+    "image_vqvae": {"hidden": 8, "res_hidden": 4, "latent_dim": 8},
 }
+
+
+def _image_file(root: Path) -> Path:
+    """20 random 28x28 grey images as .npy (the image recipes' data)."""
+    import numpy as np
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "images.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8))
+    return path
 
 
 def _token_dir(root: Path, num_codebooks: int) -> Path:
@@ -93,6 +104,10 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
     if raw["model"]["family"].startswith("prior"):
         tokens = _token_dir(tmp_path / "tokens", raw["model"]["config"]["num_codebooks"])
         wav_dirs = (tokens, tokens)
+    if raw["model"]["family"].startswith("image"):
+        images = _image_file(tmp_path / "images")
+        wav_dirs = (images, images)
+        raw.setdefault("loss", {}).setdefault("image", {})["disc_start"] = 1
     recipe = _shrink(raw, *wav_dirs, tmp_path / "run")
     result = train(config_from_dict(recipe, path.name))
     assert result.step == 2
@@ -106,6 +121,11 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
     # a non-finite loss is logged as the string "nan" / "inf", so check type and value
     assert all(isinstance(r["total"], float) and math.isfinite(r["total"]) for r in train_rows)
     val = [r for r in rows if r["split"] == "val"]
+    if raw["model"]["family"].startswith("image"):
+        assert len(val) == 1 and 0.0 < val[0]["psnr"] < 60.0 and 0.0 < val[0]["code_share"] <= 1
+        assert "disc" in train_rows[1] and "disc" not in train_rows[0]
+        assert (tmp_path / "run" / "samples" / "step_2" / "grid.png").exists()
+        return
     if raw["model"]["family"].startswith("prior"):
         # random codes of 16 values: every codebook near log2(16) = 4 bits, kbps vs raw
         assert len(val) == 1 and 3.0 < val[0]["bits/0"] < 5.0
