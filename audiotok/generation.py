@@ -47,6 +47,12 @@ class Generation:
 def check_pair(tokenizer: Any, prior: Any) -> None:
     """Raise :class:`UserError` unless ``prior`` models codes that ``tokenizer`` makes."""
     cfg = prior.config
+    wanted = getattr(cfg, "tokenizer_id", "")
+    if wanted and wanted != tokenizer.model_id:
+        raise UserError(
+            f"the prior was trained on codes of model {wanted}, not {tokenizer.model_id} "
+            "(pass the matching --model, or a prior trained on this tokenizer's codes)"
+        )
     if cfg.codebook_size != tokenizer.codebook_size or cfg.num_codebooks > tokenizer.num_codebooks:
         raise UserError(
             f"the prior models {cfg.num_codebooks} x {cfg.codebook_size} codes, the tokenizer "

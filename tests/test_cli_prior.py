@@ -45,6 +45,9 @@ def test_tokenize_train_generate_eval(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     res = _cli("export", "run", "prior", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    # the export records whose codes the prior models
+    config = json.loads((tmp_path / "prior" / "config.json").read_text())["config"]
+    assert config["tokenizer_id"] == meta["tokenizer"]["model_id"]
 
     res = _cli(
         "generate", "--prior", "prior", "--prompt", str(audio / "clip0.wav"),

@@ -73,6 +73,14 @@ def test_unconditional_and_mismatch() -> None:
     assert out.prompt_frames == 0 and out.codes.shape[0] == 2
     with pytest.raises(UserError, match="prior models"):
         generate_audio(tok, _prior(v=32), seconds=0.05)
+    import dataclasses
+
+    bound = _prior()
+    bound.config = dataclasses.replace(bound.config, tokenizer_id="someone-else")
+    with pytest.raises(UserError, match="trained on codes of model someone-else"):
+        generate_audio(tok, bound, seconds=0.05)
+    bound.config = dataclasses.replace(bound.config, tokenizer_id=tok.model_id)
+    assert generate_audio(tok, bound, seconds=0.05).codes.shape[0] == 1
     with pytest.raises(UserError, match="nothing to generate"):
         generate_audio(tok, _prior(), prompt=np.zeros(800, np.float32), seconds=0.01)
 

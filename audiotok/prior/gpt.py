@@ -59,6 +59,9 @@ class GPTConfig(StrictConfig):
         num_classes: class labels for conditioning (0 = unconditional only).
         class_dropout: probability of replacing a label by the null class in training (CFG).
         rope_base: RoPE frequency base.
+        tokenizer_id: model id of the tokenizer whose codes the prior models ("" unknown);
+            filled in from the token shards when a prior is trained, so ``generate`` can
+            refuse a tokenizer the prior was not trained on.
     """
 
     num_codebooks: int
@@ -74,6 +77,7 @@ class GPTConfig(StrictConfig):
     num_classes: int = 0
     class_dropout: float = 0.1
     rope_base: float = 10000.0
+    tokenizer_id: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()

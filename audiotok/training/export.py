@@ -8,6 +8,7 @@ model. :func:`export_checkpoint` rebuilds the model from the checkpoint's recipe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -49,5 +50,9 @@ def export_checkpoint(
     model_cfg = state["config"].get("model", {})
     model = build_model(model_cfg.get("family", ""), model_cfg.get("config", {}))
     load_state_strict(model, state["model"], f"{path}: weights do not match its recipe's model")
+    tokenizer_id = (state.get("task") or {}).get("tokenizer_id")
+    if tokenizer_id and getattr(model.config, "tokenizer_id", None) == "":
+        # a prior records the tokenizer of the shards it was trained on
+        model.config = dataclasses.replace(model.config, tokenizer_id=tokenizer_id)
     model.eval()
     return save_pretrained(model, out_dir, force=force)

@@ -38,9 +38,10 @@ class PriorTask:
 
     discriminator: nn.Module | None = None
 
-    def __init__(self, model: nn.Module, frame_rate: float) -> None:
+    def __init__(self, model: nn.Module, frame_rate: float, tokenizer_id: str = "") -> None:
         self.generator = model
         self.frame_rate = float(frame_rate)
+        self.tokenizer_id = tokenizer_id
         prior = unwrap(model)
         self.raw_bits = prior.config.num_codebooks * math.log2(prior.config.codebook_size)
 
@@ -79,8 +80,8 @@ class PriorTask:
         return metrics, None
 
     def state_dict(self) -> dict[str, Any]:
-        """No state beyond the model's."""
-        return {}
+        """The tokenizer the codes came from (``export`` writes it into the prior's config)."""
+        return {"tokenizer_id": self.tokenizer_id}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
@@ -121,7 +122,13 @@ class PriorTaskBuilder:
                 "no training data: set data.train to a token folder (audiotok tokenize)"
             )
         info = TokenShards(d.train).info
-        return PriorTask(model, info.frame_rate)
+        wanted = unwrap(model).config.tokenizer_id
+        if wanted and wanted != info.model_id:
+            raise UserError(
+                f"{d.train}: tokens of model {info.model_id}, but the recipe's prior is for "
+                f"{wanted} (model.config.tokenizer_id)"
+            )
+        return PriorTask(model, info.frame_rate, info.model_id)
 
     def build_datasets(
         self, config: TrainConfig, model: nn.Module, dist: DistInfo
