@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from tiny_tokenizer import tiny_tokenizer
 
-from audiotok.audio import SoundStream, SoundStreamConfig
 from audiotok.bulk import tokenize_corpus
 from audiotok.data.shards import TokenShards
 from audiotok.errors import UserError
@@ -19,21 +18,7 @@ from audiotok.tokenizer import AudioTokenizer
 
 
 def _tok(seed: int = 0) -> AudioTokenizer:
-    torch.manual_seed(seed)
-    config = SoundStreamConfig(
-        sample_rate=8000,
-        ratios=(2, 4),
-        encoder_channels=4,
-        latent_dim=8,
-        istft_hidden=8,
-        istft_layers=1,
-        quantizer={
-            "type": "residual",
-            "num_codebooks": 3,
-            "stage": {"type": "vq", "codebook_size": 16},
-        },
-    )
-    return AudioTokenizer(SoundStream(config).eval())
+    return tiny_tokenizer(seed)
 
 
 @pytest.fixture

@@ -6,30 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_tokenizer import tiny_tokenizer
 
-from audiotok.audio import SoundStream, SoundStreamConfig
 from audiotok.errors import UserError
 from audiotok.generation import generate_audio, score_prior
 from audiotok.prior import GPT, GPTConfig
 from audiotok.tokenizer import AudioTokenizer
 
 
-def _tok() -> AudioTokenizer:
-    torch.manual_seed(0)
-    config = SoundStreamConfig(
-        sample_rate=8000,
-        ratios=(2, 4),
-        encoder_channels=4,
-        latent_dim=8,
-        istft_hidden=8,
-        istft_layers=1,
-        quantizer={
-            "type": "residual",
-            "num_codebooks": 3,
-            "stage": {"type": "vq", "codebook_size": 16},
-        },
-    )
-    return AudioTokenizer(SoundStream(config).eval())
+def _tok(seed: int = 0) -> AudioTokenizer:
+    return tiny_tokenizer(seed)
 
 
 def _prior(k: int = 2, v: int = 16) -> GPT:
