@@ -129,16 +129,7 @@ class GPT(nn.Module):
         self.start = nn.Embedding(config.num_classes + 1, dim)  # last row: the null class
         self.tok_emb = nn.Embedding(k * v, dim)
         self.drop = nn.Dropout(config.dropout)
-        self.transformer = Transformer(
-            dim=dim,
-            num_heads=config.num_heads,
-            num_layers=config.num_layers,
-            mlp_ratio=config.mlp_ratio,
-            dropout=config.dropout,
-            bias=config.bias,
-            max_positions=config.block_size,
-            rope_base=config.rope_base,
-        )
+        self.transformer = Transformer.from_config(config, config.block_size)
         self.head = nn.Linear(dim, k * v, bias=False)
         for emb in (self.start, self.tok_emb):
             nn.init.normal_(emb.weight, mean=0.0, std=0.02)

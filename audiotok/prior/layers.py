@@ -14,6 +14,7 @@ concatenation per step (the cost that bark PR#27 and heartlib PR#122 report).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -187,6 +188,21 @@ class Transformer(nn.Module):
         max_positions: the largest position + 1 (the trained context).
         rope_base: RoPE frequency base.
     """
+
+    @classmethod
+    def from_config(cls, config: Any, max_positions: int) -> Transformer:
+        """The stack a prior's config describes (``dim``, ``num_heads``, ``num_layers``,
+        ``mlp_ratio``, ``dropout``, ``bias``, ``rope_base``), for ``max_positions``."""
+        return cls(
+            dim=config.dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers,
+            mlp_ratio=config.mlp_ratio,
+            dropout=config.dropout,
+            bias=config.bias,
+            max_positions=max_positions,
+            rope_base=config.rope_base,
+        )
 
     def __init__(
         self,

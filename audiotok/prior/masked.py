@@ -81,16 +81,7 @@ class MaskedPrior(nn.Module):
         self.class_emb = nn.Embedding(config.num_classes + 1, dim)  # last row: null class
         self.tok_emb = nn.Embedding(k * (v + 1), dim)  # per codebook: V codes, then MASK
         self.drop = nn.Dropout(config.dropout)
-        self.transformer = Transformer(
-            dim=dim,
-            num_heads=config.num_heads,
-            num_layers=config.num_layers,
-            mlp_ratio=config.mlp_ratio,
-            dropout=config.dropout,
-            bias=config.bias,
-            max_positions=config.max_positions,
-            rope_base=config.rope_base,
-        )
+        self.transformer = Transformer.from_config(config, config.max_positions)
         self.head = nn.Linear(dim, k * v, bias=False)
         for emb in (self.class_emb, self.tok_emb):
             nn.init.normal_(emb.weight, mean=0.0, std=0.02)
