@@ -8,7 +8,7 @@
   which resolves only NumPy's array reconstruction (no other global, so a pickle cannot run
   code).
 
-Each returns NumPy arrays; :mod:`audiotok.data.images` wraps them as image sources.
+Each returns NumPy arrays; :mod:`audiotok.data.image_readers` wraps them as image sources.
 """
 
 from __future__ import annotations
