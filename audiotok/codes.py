@@ -15,6 +15,11 @@ The metadata (:class:`CodesMeta`) names the model that made the codes (``model_i
 ``family``), its rates, and the original audio's length and rate, so that ``audiotok decode``
 can restore the exact length and refuse codes from another model.
 
+Image token files hold ``(K, H', W')`` codes in the same two containers; their metadata
+(:class:`ImageCodesMeta`, ``"modality": "image"``) records the original size ``(H, W)``, the
+channels and the downsampling factor, so that decode crops to the exact size. Metadata
+without ``modality`` (files written before images existed) is audio.
+
 Writes are atomic and race-safe (:mod:`audiotok.atomic`: a temporary file in the destination
 folder, then an exclusive link, or a rename with ``force``), respect the umask, and never
 replace an existing file unless ``force``.
@@ -52,6 +57,10 @@ from audiotok.errors import UserError
 
 __all__ = [
     "CodesMeta",
+    "ImageCodesMeta",
+    "AnyCodesMeta",
+    "meta_from_dict",
+    "MAX_IMAGE_SIDE",
     "FORMAT",
     "MAGIC",
     "MAX_META_BYTES",
@@ -74,6 +83,9 @@ MAX_CHANNELS = 64
 _MAX_NPY_HEADER = 4096
 #: Most codes a token file may hold (days of audio; a bigger array is not a token file).
 MAX_CODES = 1 << 30
+#: Largest image side (pixels) and most image channels accepted in image token metadata.
+MAX_IMAGE_SIDE = 1 << 16
+MAX_IMAGE_CHANNELS = 4
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,7 @@ class CodesMeta:
         original_sample_rate: the source file's rate.
         original_length: the source file's length in samples at its own rate.
         original_channels: the source file's channels.
+        modality: ``"audio"`` (files written before images existed lack it: audio).
         format: ``FORMAT``.
     """
 
@@ -110,6 +123,7 @@ class CodesMeta:
     original_sample_rate: int
     original_length: int
     original_channels: int
+    modality: str = "audio"
     format: str = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,23 +137,11 @@ class CodesMeta:
         Raises:
             ValueError: a field is missing or has the wrong type.
         """
-        from audiotok.config import ConfigError, coerce
+        return _parse_fields(cls, d)
 
-        hints = typing.get_type_hints(cls)
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in d:
-                if f.default is dataclasses.MISSING:
-                    raise ValueError(f"metadata lacks {f.name!r}")
-                continue
-            value = d[f.name]
-            try:  # the one value checker of every config (audiotok.config.coerce)
-                kwargs[f.name] = coerce(value, hints[f.name], f.name)
-            except ConfigError:
-                raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}") from None
-            if isinstance(kwargs[f.name], float) and not math.isfinite(kwargs[f.name]):
-                raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
-        return cls(**kwargs)
+    def describe(self) -> str:
+        """A few words on the model, for messages: ``"soundstream, 24000 Hz"``."""
+        return f"{self.family}, {self.sample_rate} Hz"
 
     def check(self, frames: int) -> None:
         """Check the numbers against each other and against ``frames`` code frames.
@@ -174,6 +176,118 @@ class CodesMeta:
             )
 
 
+@dataclass(frozen=True)
+class ImageCodesMeta:
+    """What an image token file says about its codes ``(K, H', W')``.
+
+    Attributes:
+        model_id: id of the model that made the codes.
+        family: model family, e.g. ``"image_vqvae"``.
+        audiotok_version: version that wrote the file.
+        channels: the model's image channels.
+        downsample_factor: f, pixels per code along each side.
+        num_codebooks: code rows K in this file.
+        codebook_size: codes lie in ``[0, codebook_size)``.
+        height, width: the original image's size; the code grid is ``(ceil(height / f),
+            ceil(width / f))`` and decode crops to it.
+        original_channels: the source file's channels (1 grey, 3 colour).
+        modality: ``"image"``.
+        format: ``FORMAT``.
+    """
+
+    model_id: str
+    family: str
+    audiotok_version: str
+    channels: int
+    downsample_factor: int
+    num_codebooks: int
+    codebook_size: int
+    height: int
+    width: int
+    original_channels: int
+    modality: str = "image"
+    format: str = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageCodesMeta:
+        """Parse metadata, ignoring unknown keys.
+
+        Raises:
+            ValueError: a field is missing or has the wrong type.
+        """
+        return _parse_fields(cls, d)
+
+    def describe(self) -> str:
+        """A few words on the model, for messages: ``"image_vqvae, 1 channel(s), f=4"``."""
+        return f"{self.family}, {self.channels} channel(s), f={self.downsample_factor}"
+
+    def check(self, grid: tuple[int, ...]) -> None:
+        """Check the numbers against each other and against the code grid ``(H', W')``.
+
+        Raises:
+            ValueError: a value out of its range or inconsistent with the codes.
+        """
+        for name in ("channels", "original_channels"):
+            if not 1 <= getattr(self, name) <= MAX_IMAGE_CHANNELS:
+                raise ValueError(f"{name} {getattr(self, name)} is outside 1..{MAX_IMAGE_CHANNELS}")
+        f = self.downsample_factor
+        if not 1 <= f <= 4096:
+            raise ValueError(f"downsample_factor {f} is outside 1..4096")
+        if not 1 <= self.num_codebooks <= 4096 or not 1 <= self.codebook_size <= 1 << 32:
+            raise ValueError("num_codebooks or codebook_size out of range")
+        for name in ("height", "width"):
+            if not 1 <= getattr(self, name) <= MAX_IMAGE_SIDE:
+                raise ValueError(f"{name} {getattr(self, name)} is outside 1..{MAX_IMAGE_SIDE}")
+        expected = (-(-self.height // f), -(-self.width // f))
+        if tuple(grid) != expected:
+            raise ValueError(
+                f"a {self.height}x{self.width} image has a {expected[0]}x{expected[1]} code "
+                f"grid at f={f}, the file holds {'x'.join(map(str, grid))}"
+            )
+
+
+AnyCodesMeta = CodesMeta | ImageCodesMeta
+
+
+def _parse_fields(cls: type, d: dict[str, Any]) -> Any:
+    """``cls(**fields of d)``, each value checked by :func:`audiotok.config.coerce`."""
+    from audiotok.config import ConfigError, coerce
+
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            if f.default is dataclasses.MISSING:
+                raise ValueError(f"metadata lacks {f.name!r}")
+            continue
+        value = d[f.name]
+        try:  # the one value checker of every config (audiotok.config.coerce)
+            kwargs[f.name] = coerce(value, hints[f.name], f.name)
+        except ConfigError:
+            raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}") from None
+        if isinstance(kwargs[f.name], float) and not math.isfinite(kwargs[f.name]):
+            raise ValueError(f"metadata field {f.name!r} has a bad value {value!r}")
+    return cls(**kwargs)
+
+
+def meta_from_dict(d: dict[str, Any]) -> AnyCodesMeta:
+    """:class:`CodesMeta` or :class:`ImageCodesMeta` by ``d["modality"]`` (absent: audio).
+
+    Raises:
+        ValueError: an unknown modality, a missing field or a bad value.
+    """
+    modality = d.get("modality", "audio")
+    if modality == "audio":
+        return CodesMeta.from_dict(d)
+    if modality == "image":
+        return ImageCodesMeta.from_dict(d)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
 class _ModelLike(Protocol):
     model_id: str
     num_codebooks: int
@@ -189,10 +303,16 @@ def codes_dtype(codebook_size: int) -> np.dtype:
 
 
 def _check_codes(
-    codes: np.ndarray, name: str, codebook_size: int | None, model: _ModelLike | None = None
+    codes: np.ndarray,
+    name: str,
+    codebook_size: int | None,
+    model: _ModelLike | None = None,
+    *,
+    image: bool = False,
 ) -> None:
-    """Codes ``(K, T')`` as :func:`audiotok.quantize.base.check_codes` wants them (at most
-    the ``model``'s codebooks), as a ``UserError`` naming the file."""
+    """Codes ``(K, T')`` (``(K, H', W')`` for an ``image``) as
+    :func:`audiotok.quantize.base.check_codes` wants them (at most the ``model``'s
+    codebooks), as a ``UserError`` naming the file."""
     # the one validator of codes lives with the quantizers; imported here, not at the top,
     # so that importing this module (audio_io reads its constants) does not import torch
     from audiotok.quantize.base import check_codes, check_num_codebooks
@@ -203,7 +323,7 @@ def _check_codes(
     try:
         check_codes(
             codes,
-            layout=("K", "T'"),
+            layout=("K", "H'", "W'") if image else ("K", "T'"),
             codebook_size=codebook_size,
             num_codebooks=count,
             types=(np.ndarray,),
@@ -212,7 +332,7 @@ def _check_codes(
         raise UserError(f"{name}: {e}") from None
 
 
-def _check_meta(codes: np.ndarray, meta: CodesMeta, name: str, problem: str) -> None:
+def _check_meta(codes: np.ndarray, meta: AnyCodesMeta, name: str, problem: str) -> None:
     """The codes agree with their metadata (rows, frames vs lengths); else ``UserError``
     ``"<name>: <problem> (...)"``."""
     if codes.shape[0] != meta.num_codebooks:
@@ -220,7 +340,10 @@ def _check_meta(codes: np.ndarray, meta: CodesMeta, name: str, problem: str) -> 
             f"{name}: {codes.shape[0]} code rows but metadata says {meta.num_codebooks}"
         )
     try:
-        meta.check(codes.shape[1])
+        if isinstance(meta, ImageCodesMeta):
+            meta.check(codes.shape[1:])
+        else:
+            meta.check(codes.shape[1])
     except ValueError as e:
         raise UserError(f"{name}: {problem} ({e})") from None
 
@@ -228,7 +351,7 @@ def _check_meta(codes: np.ndarray, meta: CodesMeta, name: str, problem: str) -> 
 def write_codes(
     path: str | os.PathLike,
     codes: Any,
-    meta: CodesMeta | None = None,
+    meta: AnyCodesMeta | None = None,
     *,
     force: bool = False,
 ) -> Path:
@@ -236,7 +359,8 @@ def write_codes(
 
     Args:
         path: destination ``.npy`` or ``.npz``.
-        codes: ``(K, T')`` integer array or tensor (``(1, K, T')`` is accepted too).
+        codes: ``(K, T')`` integer array or tensor (``(1, K, T')`` is accepted too); with
+            :class:`ImageCodesMeta`, ``(K, H', W')`` (or ``(1, K, H', W')``).
         meta: metadata to embed; required for ``.npz``; ``None`` writes a bare ``.npy``.
         force: replace an existing file.
 
@@ -248,10 +372,11 @@ def write_codes(
     """
     p = Path(path)
     arr = np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes)
-    if arr.ndim == 3 and arr.shape[0] == 1:
+    image = isinstance(meta, ImageCodesMeta)
+    if arr.ndim == (4 if image else 3) and arr.shape[0] == 1:
         arr = arr[0]
     size = meta.codebook_size if meta is not None else None
-    _check_codes(arr, str(p), size)
+    _check_codes(arr, str(p), size, image=image)
     if meta is not None:
         _check_meta(arr, meta, str(p), "inconsistent metadata")
     ext = p.suffix.lower()
@@ -316,7 +441,7 @@ def _parse_npy(p: Path, data: bytes, what: str) -> np.ndarray:
     return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
-def _read_npy(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
+def _read_npy(p: Path) -> tuple[np.ndarray, AnyCodesMeta | None]:
     size = p.stat().st_size
     with open(p, "rb") as f:
         shape, fortran, dtype, offset = _npy_header(
@@ -347,20 +472,20 @@ def _read_npy(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
     return arr, meta
 
 
-def _parse_meta(p: Path, blob: bytes | str) -> CodesMeta:
+def _parse_meta(p: Path, blob: bytes | str) -> AnyCodesMeta:
     if len(blob) > MAX_META_BYTES:
         raise UserError(f"{p}: corrupt token file metadata (more than {MAX_META_BYTES} bytes)")
     try:
         d = json.loads(blob)
         if not isinstance(d, dict):
             raise ValueError("not a JSON object")
-        return CodesMeta.from_dict(d)
+        return meta_from_dict(d)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
         raise UserError(f"{p}: corrupt token file metadata ({msg})") from None
 
 
-def _read_npz(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
+def _read_npz(p: Path) -> tuple[np.ndarray, AnyCodesMeta | None]:
     # read the members ourselves: a crafted zip may announce (or inflate to) gigabytes
     limit = max(p.stat().st_size * 2, 1 << 20)  # audiotok writes uncompressed members
     try:
@@ -391,24 +516,27 @@ def _read_npz(p: Path) -> tuple[np.ndarray, CodesMeta | None]:
 
 def read_codes(
     path: str | os.PathLike, model: _ModelLike | None = None
-) -> tuple[np.ndarray, CodesMeta | None]:
+) -> tuple[np.ndarray, AnyCodesMeta | None]:
     """Read and validate a token file.
 
     Args:
         path: a ``.npy`` (with or without the metadata trailer) or ``.npz`` token file.
         model: when given (anything with ``model_id``, ``num_codebooks`` and
-            ``codebook_size``, e.g. an :class:`~audiotok.tokenizer.AudioTokenizer`), the
-            codes must fit it and, if the file has metadata, come from it.
+            ``codebook_size``, and optionally ``modality``, e.g. an
+            :class:`~audiotok.tokenizer.AudioTokenizer` or ``ImageTokenizer``), the codes
+            must fit it and, if the file has metadata, come from it.
 
     Returns:
-        ``(codes, meta)``: ``codes (K, T')`` as stored (unsigned ints), ``meta`` a
-        :class:`CodesMeta` or ``None`` for a bare ``.npy``.
+        ``(codes, meta)``: audio ``codes (K, T')`` or image ``codes (K, H', W')`` as stored
+        (unsigned ints), ``meta`` a :class:`CodesMeta` / :class:`ImageCodesMeta`, or ``None``
+        for a bare ``.npy`` (read as image codes only for an image ``model``).
 
     Raises:
         UserError: missing, empty or corrupt file; metadata that is too large, out of range
-            or inconsistent with the codes (see :meth:`CodesMeta.check`); codes that are not
-            2-D non-negative integers; codes out of range or with more rows than the model has; codes made by
-            another model (the message names both ids).
+            or inconsistent with the codes (see :meth:`CodesMeta.check`,
+            :meth:`ImageCodesMeta.check`); codes of the wrong rank or not non-negative
+            integers; codes out of range or with more rows than the model has; codes of the
+            other modality or made by another model (the message names both ids).
     """
     p = Path(path)
     if not p.exists():
@@ -424,15 +552,26 @@ def read_codes(
             arr, meta = _read_npy(p)
     except OSError as e:
         raise UserError(f"{p}: cannot read ({describe_os_error(e)})") from None
-    _check_codes(arr, str(p), meta.codebook_size if meta is not None else None)
+    wanted = getattr(model, "modality", None)
+    if meta is not None:
+        modality = meta.modality
+    else:
+        modality = wanted or "audio"
+    image = modality == "image"
+    _check_codes(arr, str(p), meta.codebook_size if meta is not None else None, image=image)
     if meta is not None:
         _check_meta(arr, meta, str(p), "corrupt token file metadata")
     if model is not None:
+        if wanted is not None and wanted != modality:
+            raise UserError(
+                f"{p}: these are {modality} tokens but the model in use ({model.model_id}) "
+                f"is an {wanted} model; pass --model with the model that made them"
+            )
         if meta is not None and meta.model_id != model.model_id:
             raise UserError(
-                f"{p}: tokens were made by model {meta.model_id} ({meta.family}, "
-                f"{meta.sample_rate} Hz) but the model in use is {model.model_id}; "
+                f"{p}: tokens were made by model {meta.model_id} ({meta.describe()}) "
+                f"but the model in use is {model.model_id}; "
                 "pass --model with the model that made them"
             )
-        _check_codes(arr, str(p), model.codebook_size, model)
+        _check_codes(arr, str(p), model.codebook_size, model, image=image)
     return arr, meta

@@ -1,4 +1,4 @@
-"""Exported models: ``config.json`` + ``model.safetensors`` folders, and the bundled default.
+"""Exported models: ``config.json`` + ``model.safetensors`` folders, and the bundled models.
 
 An exported model is a folder with two files::
 
@@ -41,7 +41,9 @@ from audiotok.errors import UserError
 from audiotok.migrations import FORMAT_VERSION, format_version_of, migrate_config, migrate_state
 from audiotok.registry import MODEL_FAMILIES, model_id_for
 from audiotok.statedict import load_state_strict
+from audiotok.tokenizer import TOKENIZER_CLASSES
 from audiotok.tokenizer.audio import AudioTokenizer
+from audiotok.tokenizer.image import ImageTokenizer
 
 __all__ = [
     "MODEL_FAMILIES",
@@ -51,6 +53,8 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_CONFIG_INT",
     "DEFAULT_MODEL_DIR",
+    "BUNDLED_MODELS",
+    "bundled_dir",
     "PretrainedInfo",
     "model_id_for",
     "save_pretrained",
@@ -70,6 +74,13 @@ MAX_CONFIG_INT = 1 << 24
 _MAX_CONFIG_BYTES = 1 << 20
 #: Where the bundled default tokenizer lives (``audiotok.load("default")``).
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
+#: The models shipped in the package, by the name ``audiotok.load(name)`` and ``--model``
+#: take: ``"default"`` the 24 kHz audio tokenizer, ``"fmnist"`` the Fashion-MNIST image
+#: VQ-VAE (28x28 grey -> 7x7 codes of 512). Each folder holds an export and a model card.
+BUNDLED_MODELS: dict[str, Path] = {
+    "default": DEFAULT_MODEL_DIR,
+    "fmnist": Path(__file__).parent / "pretrained" / "fmnist",
+}
 
 
 @dataclass(frozen=True)
@@ -307,30 +318,91 @@ def _check_model_bytes(path: Path, cls: type[AudioCodec], config: Any, have: int
         )
 
 
+def bundled_dir(name: str) -> Path | None:
+    """The folder of the bundled model ``name``, or ``None`` when ``name`` is not one.
+
+    Raises:
+        UserError: ``name`` is bundled but its files are not installed.
+    """
+    # DEFAULT_MODEL_DIR looked up now, not at import: tests and packagers may point it elsewhere
+    directory = DEFAULT_MODEL_DIR if name == "default" else BUNDLED_MODELS.get(name)
+    if directory is None:
+        return None
+    if not (directory / CONFIG_NAME).is_file():
+        raise UserError(
+            f"{directory}: the bundled {name} model is not installed; "
+            "pass a model folder (e.g. --model DIR, written by 'audiotok export')"
+        )
+    return directory
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """The export folder ``name_or_path`` means: a bundled name (:data:`BUNDLED_MODELS`;
+    these win over a folder of the same name, which ``./name`` reaches) or a folder.
+
+    Raises:
+        UserError: neither a bundled name nor an existing folder (the message lists the
+            bundled names).
+    """
+    text = os.fspath(name_or_path)
+    bundled = bundled_dir(text) if isinstance(name_or_path, str) else None
+    if bundled is not None:
+        return bundled
+    directory = Path(text)
+    if not directory.is_dir() and os.sep not in text and "/" not in text:
+        names = ", ".join(sorted(BUNDLED_MODELS))
+        raise UserError(
+            f"unknown model {text!r}: not a bundled model ({names}) nor an exported model folder"
+        )
+    return directory
+
+
+def bundled_name_for(model_id: str) -> str | None:
+    """The bundled model whose ``config.json`` records ``model_id``, if any (token files
+    name the model that made them by id; ``audiotok decode`` finds it without --model)."""
+    for name, directory in BUNDLED_MODELS.items():
+        try:
+            if (directory / CONFIG_NAME).is_file() and read_pretrained_info(
+                directory
+            ).model_id == model_id:
+                return name
+        except UserError:
+            continue
+    return None
+
+
 def load(
     name_or_path: str | os.PathLike = "default", device: str | torch.device = "cpu"
-) -> AudioTokenizer:
-    """Load a tokenizer: ``"default"`` (the bundled model) or an exported model folder.
+) -> AudioTokenizer | ImageTokenizer:
+    """Load a tokenizer: a bundled model by name or an exported model folder.
+
+    The family in ``config.json`` picks the model class from the registry, and the class's
+    ``modality`` picks the tokenizer (:data:`audiotok.tokenizer.TOKENIZER_CLASSES`).
 
     Args:
-        name_or_path: ``"default"`` or a folder written by :func:`save_pretrained`.
+        name_or_path: a name of :data:`BUNDLED_MODELS` (``"default"``: the 24 kHz audio
+            tokenizer; ``"fmnist"``: the Fashion-MNIST image VQ-VAE) or a folder written by
+            :func:`save_pretrained`.
         device: where to run the model.
 
     Returns:
-        An :class:`~audiotok.tokenizer.AudioTokenizer` with the stored ``model_id``.
+        An :class:`~audiotok.tokenizer.AudioTokenizer` for audio families, an
+        :class:`~audiotok.tokenizer.ImageTokenizer` for image families, with the stored
+        ``model_id``.
 
     Raises:
-        UserError: the bundled default is not installed, or the folder does not load.
+        UserError: an unknown name (the message lists the bundled ones), a bundled model
+            that is not installed, a folder that does not load, or a model that is not a
+            tokenizer (a prior).
     """
-    if str(name_or_path) == "default":
-        if not (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file():
-            raise UserError(
-                f"{DEFAULT_MODEL_DIR}: the bundled default model is not installed; "
-                "pass a model folder (e.g. --model DIR, written by 'audiotok export')"
-            )
-        directory = DEFAULT_MODEL_DIR
-    else:
-        directory = Path(name_or_path)
+    directory = resolve_model(name_or_path)
     info = read_pretrained_info(directory)
+    modality = getattr(MODEL_FAMILIES[info.family], "modality", None)
+    tokenizer_class = TOKENIZER_CLASSES.get(modality)
+    if tokenizer_class is None:
+        raise UserError(
+            f"{directory}: a {info.family} model ({modality}) is not a tokenizer; "
+            "pass an audio or image model"
+        )
     model = load_pretrained(directory, device=device)
-    return AudioTokenizer(model, model_id=info.model_id or None)
+    return tokenizer_class(model, model_id=info.model_id or None)
