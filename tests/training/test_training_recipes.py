@@ -28,6 +28,7 @@ SHRINK = {
     "audio_vqvae": {"hidden": 8, "residual_hidden": 4, "num_residual": 1, "latent_dim": 8},
     "prior_gpt": {"num_layers": 1, "num_heads": 2, "dim": 16, "codebook_size": 16},
     "image_vqvae": {"hidden": 8, "res_hidden": 4, "latent_dim": 8},
+    "image_vqvae2": {"hidden": 8, "res_hidden": 4, "latent_dim": 8},
 }
 
 
