@@ -16,10 +16,15 @@ on the shards without running the codec inside their training loop.
   A file's codes do not depend on which rank or how many ranks encode it (the tokenizer's
   codes are independent of chunking and batching).
 - The dev split is by source recording (the manifest's ``source``, else the path).
+- **Images** (:func:`tokenize_images`, what the command runs for an image tokenizer): any
+  source :mod:`audiotok.data.images` reads (folders, lists, manifests, IDX, CIFAR, arrays);
+  one shard row per image holding its raster-scanned ``(H' W', K)`` codes, its class label
+  and its key; the dev split is by image key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from audiotok.data.manifest import ManifestEntry, load_entries
-from audiotok.data.shards import ShardWriter, TokenizerInfo, write_meta
+from audiotok.data.shards import ShardWriter, TokenizerInfo, read_rows, write_meta
 from audiotok.errors import UserError
 
-__all__ = ["TokenizeResult", "collect_entries", "tokenize_corpus"]
+__all__ = ["TokenizeResult", "collect_entries", "tokenize_corpus", "tokenize_images"]
 
 
 @dataclass
@@ -147,4 +152,100 @@ def tokenize_corpus(
         barrier()
     if rank == 0:
         result.meta = write_meta(out_dir, info)
+    return result
+
+
+def _image_batches(sources: list[Any], channels: int, batch_size: int):
+    """``(keys, labels, names, images (B, C, H, W))`` of consecutive same-size images."""
+    import torch
+
+    from audiotok.data.images import ImageDataset
+
+    for source in sources:
+        data = ImageDataset(source, channels=channels)
+        group: list[tuple[str, int, Any]] = []
+        for j in range(len(data)):
+            image, label = data[j]
+            key = source.keys[data.indices[j]]
+            if group and (len(group) == batch_size or group[0][2].shape != image.shape):
+                keys, labels, images = zip(*group, strict=True)
+                yield list(keys), list(labels), source.name, torch.stack(images)
+                group = []
+            group.append((key, int(label), image))
+        if group:
+            keys, labels, images = zip(*group, strict=True)
+            yield list(keys), list(labels), source.name, torch.stack(images)
+
+
+def tokenize_images(
+    tokenizer: Any,
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    dev_fraction: float = 0.02,
+    batch_size: int = 256,
+    shard_frames: int = 1 << 22,
+    on_batch: Callable[[int], None] | None = None,
+) -> TokenizeResult:
+    """Encode images into token shards: one row per image, codes in raster order.
+
+    Args:
+        tokenizer: an image tokenizer (``model_id``, ``channels``, ``num_codebooks``,
+            ``codebook_size``, ``encode(images (B, C, H, W) in [-1, 1]) -> (B, K, H', W')``).
+        inputs: image sources :func:`audiotok.data.images.open_image_source` reads; class
+            labels (IDX label files, class subfolders, list and manifest labels) are kept.
+        out_dir: the token folder; an existing one of the same tokenizer is resumed.
+        dev_fraction: share of images (by key) in the dev split.
+        batch_size: images per encoder call.
+        shard_frames: code rows per shard.
+        on_batch: called with the number of images encoded so far.
+
+    Returns:
+        :class:`TokenizeResult`; ``frames`` counts code rows (``H' W'`` per image).
+
+    Raises:
+        UserError: an unreadable input, or images of another channel count.
+    """
+    import torch
+
+    from audiotok.data.images import open_image_source
+
+    sources = [open_image_source(p) for p in inputs]
+    k = int(tokenizer.num_codebooks)
+    info = TokenizerInfo(
+        model_id=str(tokenizer.model_id),
+        num_codebooks=k,
+        codebook_size=int(tokenizer.codebook_size),
+        frame_rate=0.0,
+        modality="image",
+        order="raster",
+    )
+    writer = ShardWriter(out_dir, info, shard_frames=shard_frames, dev_fraction=dev_fraction)
+    result = TokenizeResult(Path(out_dir))
+    shapes: set[tuple[int, int]] = set()
+    for row in read_rows(out_dir):
+        shapes.add(tuple(row["latent_shape"]))  # type: ignore[arg-type]
+    for keys, labels, name, images in _image_batches(sources, int(tokenizer.channels), batch_size):
+        todo = [i for i, key in enumerate(keys) if not writer.has(key)]
+        result.skipped += len(keys) - len(todo)
+        if not todo:
+            continue
+        with torch.no_grad():
+            codes = tokenizer.encode(images[todo])  # (B, K, H', W')
+        h, w = int(codes.shape[-2]), int(codes.shape[-1])
+        shapes.add((h, w))
+        flat = codes.reshape(codes.shape[0], k, h * w).cpu().numpy()  # raster order
+        for j, i in enumerate(todo):
+            fields = {"source": name, "latent_shape": [h, w], "size": list(images.shape[-2:])}
+            if labels[i] >= 0:
+                fields["label"] = labels[i]
+            writer.add(keys[i], flat[j], fields)
+        result.encoded += len(todo)
+        result.frames += len(todo) * h * w
+        if on_batch is not None:
+            on_batch(result.encoded)
+    writer.flush()
+    if len(shapes) == 1:
+        info = dataclasses.replace(info, latent_shape=next(iter(shapes)))
+    result.meta = write_meta(out_dir, info)
     return result

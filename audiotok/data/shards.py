@@ -49,6 +49,8 @@ __all__ = [
     "ShardWriter",
     "TokenShards",
     "TokenWindows",
+    "read_meta",
+    "read_rows",
     "split_for",
     "write_meta",
 ]
@@ -59,12 +61,28 @@ SHARD_VERSION = 1
 
 @dataclass(frozen=True)
 class TokenizerInfo:
-    """What the codes mean: the tokenizer's id, ``K`` codebooks of ``V`` codes, frames/s."""
+    """What the codes mean: the tokenizer's id, ``K`` codebooks of ``V`` codes, frames/s.
+
+    For images (``modality="image"``) a file is one image, its ``T = H' W'`` frames are the
+    code grid's rows in ``order`` (``"raster"``: row by row, left to right), ``latent_shape``
+    is ``(H', W')`` when every image has the same grid, and ``frame_rate`` is 0.
+    """
 
     model_id: str
     num_codebooks: int
     codebook_size: int
     frame_rate: float
+    modality: str = "audio"
+    latent_shape: tuple[int, ...] = ()
+    order: str = "time"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "latent_shape", tuple(int(n) for n in self.latent_shape or ()))
+
+    @property
+    def frames_per_item(self) -> int | None:
+        """``H' W'`` of an image folder with one grid size, else None (audio: any length)."""
+        return int(np.prod(self.latent_shape)) if self.latent_shape else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON fields."""
@@ -73,6 +91,9 @@ class TokenizerInfo:
             "num_codebooks": int(self.num_codebooks),
             "codebook_size": int(self.codebook_size),
             "frame_rate": float(self.frame_rate),
+            "modality": self.modality,
+            "latent_shape": list(self.latent_shape),
+            "order": self.order,
         }
 
 
@@ -246,6 +267,12 @@ def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def read_rows(folder: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every rank's file rows of a token folder (``files-r*.jsonl``), recorded or not in
+    ``meta.json`` yet (a resumed run)."""
+    return [r for p in sorted(Path(folder).glob("files-r*.jsonl")) for r in _read_rows(p)]
+
+
 def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -330,7 +357,8 @@ class TokenWindows(Dataset):
     then a start inside it. Files shorter than ``frames`` are skipped (counted in
     ``skipped``). With ``train=False`` windows are fixed: the first ``frames`` of each file.
 
-    Returns ``(K, frames)`` long tensors.
+    Returns ``(K, frames)`` long tensors, or ``(codes, label)`` pairs when ``label_field``
+    names a row field (the class of an image; ``-1`` where a row has none).
     """
 
     def __init__(
@@ -341,8 +369,10 @@ class TokenWindows(Dataset):
         num_examples: int | None = None,
         seed: int = 0,
         train: bool = True,
+        label_field: str | None = None,
     ) -> None:
         self.shards, self.frames, self.seed, self.train = shards, int(frames), seed, train
+        self.label_field = label_field
         lengths = np.array([r["frames"] for r in shards.files], dtype=np.int64)
         self.usable = np.flatnonzero(lengths >= self.frames)
         self.skipped = len(lengths) - len(self.usable)
@@ -363,14 +393,16 @@ class TokenWindows(Dataset):
     def __len__(self) -> int:
         return self.num_examples if self.train else len(self.usable)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, int]:
         if not self.train:
-            return torch.from_numpy(
-                self.shards.codes(int(self.usable[i]), 0, self.frames).astype(np.int64)
-            )
-        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-        f = int(
-            self.usable[min(int(np.searchsorted(self.cdf, rng.random())), len(self.usable) - 1)]
-        )
-        start = int(rng.integers(0, self.shards.files[f]["frames"] - self.frames + 1))
-        return torch.from_numpy(self.shards.codes(f, start, self.frames).astype(np.int64))
+            f, start = int(self.usable[i]), 0
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+            pick = min(int(np.searchsorted(self.cdf, rng.random())), len(self.usable) - 1)
+            f = int(self.usable[pick])
+            start = int(rng.integers(0, self.shards.files[f]["frames"] - self.frames + 1))
+        codes = torch.from_numpy(self.shards.codes(f, start, self.frames).astype(np.int64))
+        if self.label_field is None:
+            return codes
+        label = self.shards.files[f].get(self.label_field)
+        return codes, int(label) if label is not None else -1
