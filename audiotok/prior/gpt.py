@@ -62,6 +62,8 @@ class GPTConfig(StrictConfig):
         tokenizer_id: model id of the tokenizer whose codes the prior models ("" unknown);
             filled in from the token shards when a prior is trained, so ``generate`` can
             refuse a tokenizer the prior was not trained on.
+        latent_shape: ``(H', W')`` of the image code grids the prior models in raster order
+            (``()`` for audio); filled in from image token shards like ``tokenizer_id``.
     """
 
     num_codebooks: int
@@ -78,6 +80,7 @@ class GPTConfig(StrictConfig):
     class_dropout: float = 0.1
     rope_base: float = 10000.0
     tokenizer_id: str = ""
+    latent_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -46,6 +46,7 @@ class MaskedConfig(StrictConfig):
     """Shape of a :class:`MaskedPrior` (arguments as :class:`~audiotok.prior.gpt.GPTConfig`).
 
     ``max_positions`` bounds N + 1 (the class token plus the flattened code positions).
+    ``tokenizer_id`` and ``latent_shape`` record whose codes, of which grid, it models.
     """
 
     num_codebooks: int
@@ -60,6 +61,8 @@ class MaskedConfig(StrictConfig):
     num_classes: int = 0
     class_dropout: float = 0.1
     rope_base: float = 10000.0
+    tokenizer_id: str = ""
+    latent_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()

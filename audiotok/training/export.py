@@ -50,9 +50,12 @@ def export_checkpoint(
     model_cfg = state["config"].get("model", {})
     model = build_model(model_cfg.get("family", ""), model_cfg.get("config", {}))
     load_state_strict(model, state["model"], f"{path}: weights do not match its recipe's model")
-    tokenizer_id = (state.get("task") or {}).get("tokenizer_id")
-    if tokenizer_id and getattr(model.config, "tokenizer_id", None) == "":
-        # a prior records the tokenizer of the shards it was trained on
-        model.config = dataclasses.replace(model.config, tokenizer_id=tokenizer_id)
+    task_state = state.get("task") or {}
+    for key in ("tokenizer_id", "latent_shape"):
+        # a prior records the tokenizer (and image grid) of the shards it was trained on
+        value = task_state.get(key)
+        if value and getattr(model.config, key, None) in ("", ()):
+            value = tuple(value) if isinstance(value, list) else value
+            model.config = dataclasses.replace(model.config, **{key: value})
     model.eval()
     return save_pretrained(model, out_dir, force=force)

@@ -6,6 +6,13 @@ pattern, and back-propagates it. Logged per step and at validation: ``loss`` (na
 code), ``bits_per_frame`` (the sum over codebooks, bits), ``bits/k`` per codebook and, at
 validation, ``kbps`` (bits per frame x frame rate) next to ``raw_kbps`` (K log2 V x frame
 rate): the bitrate an entropy coder driven by the prior would need against the raw stream.
+
+Image token shards (``audiotok tokenize IMAGES --model M``) hold one row per image: a window
+is a whole image's raster-scanned grid (``H' W'`` frames), ``bits_per_image`` replaces kbps
+(against the uniform ``H' W' K log2 V``), and when the prior has ``num_classes > 0`` each
+image comes with its class label (rows without one train the null class), dropped to the
+null class with the prior's ``class_dropout`` for classifier-free guidance. The same task
+trains the masked (MaskGIT) prior, whose loss is over masked codes only.
 """
 
 from __future__ import annotations
@@ -38,12 +45,33 @@ class PriorTask:
 
     discriminator: nn.Module | None = None
 
-    def __init__(self, model: nn.Module, frame_rate: float, tokenizer_id: str = "") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        frame_rate: float,
+        tokenizer_id: str = "",
+        latent_shape: tuple[int, ...] = (),
+    ) -> None:
         self.generator = model
         self.frame_rate = float(frame_rate)
         self.tokenizer_id = tokenizer_id
+        self.latent_shape = tuple(latent_shape)
         prior = unwrap(model)
         self.raw_bits = prior.config.num_codebooks * math.log2(prior.config.codebook_size)
+        # a causal prior's loss is a likelihood; a masked prior's is over masked codes only
+        self.likelihood = hasattr(prior, "context_frames")
+
+    def _split(self, batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """``(codes (B, K, T), labels (B,) or None)``; a missing label (-1) is the null class."""
+        prior = unwrap(self.generator)
+        labels = None
+        if isinstance(batch, list | tuple):
+            batch, labels = batch
+            if prior.config.num_classes > 0:
+                labels = labels.long().where(labels >= 0, prior.config.num_classes)
+            else:
+                labels = None
+        return batch[:, : prior.config.num_codebooks], labels
 
     def adversarial(self, step: int) -> bool:
         """Priors train without an adversary."""
@@ -52,13 +80,17 @@ class PriorTask:
     def _bits(self, per_codebook: Tensor) -> dict[str, Tensor]:
         bits = per_codebook.detach() / _LN2
         out = {"bits_per_frame": bits.sum()}
+        if self.latent_shape and self.likelihood:
+            out["bits_per_image"] = bits.sum() * math.prod(self.latent_shape)
         out.update({f"bits/{k}": b for k, b in enumerate(bits)})
         return out
 
-    def generator_step(self, batch: Tensor, step: int) -> StepOutput:
-        """``batch: (B, K, T)`` codes; loss, ``backward()``, bits per codebook."""
+    def generator_step(self, batch: Tensor | tuple[Tensor, Tensor], step: int) -> StepOutput:
+        """``batch: (B, K, T)`` codes or ``(codes, labels (B,))``; loss, ``backward()``, bits
+        per codebook."""
         prior = unwrap(self.generator)
-        loss, per_codebook = prior.loss(batch[:, : prior.config.num_codebooks])
+        codes, labels = self._split(batch)
+        loss, per_codebook = prior.loss(codes, labels)
         loss.backward()
         return StepOutput({"loss": loss.detach(), "total": loss.detach()}, self._bits(per_codebook))
 
@@ -66,22 +98,30 @@ class PriorTask:
         """Nothing to do."""
         return {}
 
-    def validation_step(self, batch: Tensor) -> tuple[dict[str, float], None]:
-        """Dev windows: loss, bits per frame and codebook, kbps under the prior vs raw."""
+    def validation_step(
+        self, batch: Tensor | tuple[Tensor, Tensor]
+    ) -> tuple[dict[str, float], None]:
+        """Dev windows: loss, bits per frame and codebook, kbps under the prior vs raw (or
+        bits per image vs the uniform bound)."""
         prior = unwrap(self.generator)
         import torch
 
+        codes, labels = self._split(batch)
         with torch.no_grad():
-            loss, per_codebook = prior.loss(batch[:, : prior.config.num_codebooks])
+            loss, per_codebook = prior.loss(codes, labels)
         metrics = {k: float(v) for k, v in self._bits(per_codebook).items()}
         metrics["loss"] = float(loss)
-        metrics["kbps"] = metrics["bits_per_frame"] * self.frame_rate / 1000.0
-        metrics["raw_kbps"] = self.raw_bits * self.frame_rate / 1000.0
+        if self.latent_shape:
+            metrics["uniform_bits_per_image"] = self.raw_bits * math.prod(self.latent_shape)
+        else:
+            metrics["kbps"] = metrics["bits_per_frame"] * self.frame_rate / 1000.0
+            metrics["raw_kbps"] = self.raw_bits * self.frame_rate / 1000.0
         return metrics, None
 
     def state_dict(self) -> dict[str, Any]:
-        """The tokenizer the codes came from (``export`` writes it into the prior's config)."""
-        return {"tokenizer_id": self.tokenizer_id}
+        """The tokenizer the codes came from and the image grid (``export`` writes them into
+        the prior's config)."""
+        return {"tokenizer_id": self.tokenizer_id, "latent_shape": list(self.latent_shape)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
@@ -98,6 +138,21 @@ class PriorTaskBuilder:
         return TokenShards(folder, split=split)
 
     def _frames(self, config: TrainConfig, shards: TokenShards, model: nn.Module) -> int:
+        if shards.info.modality == "image":
+            frames = shards.info.frames_per_item
+            if frames is None:
+                raise UserError(
+                    f"{shards.dir}: images of several code grid sizes; a prior trains on one "
+                    "(tokenize images of one size)"
+                )
+            limit = getattr(model, "context_frames", None)
+            if limit is None:
+                limit = model.config.max_positions - 1
+            if frames > int(limit):
+                raise UserError(
+                    f"{shards.dir}: images of {frames} codes; the prior's context holds {limit}"
+                )
+            return frames
         frames = max(1, round(config.data.segment_seconds * shards.info.frame_rate))
         limit = getattr(model, "context_frames", None)
         if limit is not None and frames > int(limit):
@@ -114,6 +169,12 @@ class PriorTaskBuilder:
                 f"{shards.dir}: tokens are {info.num_codebooks} x {info.codebook_size}, the "
                 f"prior models {cfg.num_codebooks} x {cfg.codebook_size}"
             )
+        wanted = tuple(getattr(cfg, "latent_shape", ()))
+        if wanted and wanted != info.latent_shape:
+            raise UserError(
+                f"{shards.dir}: code grids {info.latent_shape}, the prior models {wanted} "
+                "(model.config.latent_shape)"
+            )
 
     def build_task(self, config: TrainConfig, model: nn.Module, discriminator: Any, autocast: Any):
         d = config.data
@@ -128,7 +189,8 @@ class PriorTaskBuilder:
                 f"{d.train}: tokens of model {info.model_id}, but the recipe's prior is for "
                 f"{wanted} (model.config.tokenizer_id)"
             )
-        return PriorTask(model, info.frame_rate, info.model_id)
+        shape = info.latent_shape if info.modality == "image" else ()
+        return PriorTask(model, info.frame_rate, info.model_id, shape)
 
     def build_datasets(
         self, config: TrainConfig, model: nn.Module, dist: DistInfo
@@ -137,15 +199,21 @@ class PriorTaskBuilder:
         train = self._shards(d.train, "train")
         self._check(train, model)
         frames = self._frames(config, train, model)
+        labels = "label" if unwrap(model).config.num_classes > 0 else None
         train_set = TokenWindows(
-            train, frames, num_examples=d.examples_per_epoch, seed=config.seed, train=True
+            train,
+            frames,
+            num_examples=d.examples_per_epoch,
+            seed=config.seed,
+            train=True,
+            label_field=labels,
         )
         dev_set = None
         if v.every > 0 and dist.is_main:
             dev = self._shards(d.dev or d.train, "dev")
             if len(dev):
                 self._check(dev, model)
-                dev_set = TokenWindows(dev, frames, train=False)
+                dev_set = TokenWindows(dev, frames, train=False, label_field=labels)
         return train_set, dev_set
 
     def write_samples(self, out_dir: Path, refs: Tensor, recs: Tensor, model: nn.Module) -> list:

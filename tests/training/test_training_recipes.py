@@ -27,6 +27,7 @@ SHRINK = {
     },
     "audio_vqvae": {"hidden": 8, "residual_hidden": 4, "num_residual": 1, "latent_dim": 8},
     "prior_gpt": {"num_layers": 1, "num_heads": 2, "dim": 16, "codebook_size": 16},
+    "prior_masked": {"num_layers": 1, "num_heads": 2, "dim": 16, "codebook_size": 16},
     "image_vqvae": {"hidden": 8, "res_hidden": 4, "latent_dim": 8},
     "image_vqvae2": {"hidden": 8, "res_hidden": 4, "latent_dim": 8},
 }
@@ -53,6 +54,23 @@ def _token_dir(root: Path, num_codebooks: int) -> Path:
     rng = np.random.default_rng(0)
     for i in range(12):
         writer.add(f"f{i}", rng.integers(0, 16, (num_codebooks, 200)))
+    writer.flush()
+    write_meta(root, info)
+    return root
+
+
+def _image_token_dir(root: Path, num_codebooks: int, grid: list[int]) -> Path:
+    """Image token shards: 12 random ``grid`` code images of 16 codes, class labels 0..9."""
+    import numpy as np
+
+    from audiotok.data.shards import ShardWriter, TokenizerInfo, write_meta
+
+    info = TokenizerInfo("test", num_codebooks, 16, 0.0, "image", tuple(grid), "raster")
+    writer = ShardWriter(root, info, dev_fraction=0.3)
+    rng = np.random.default_rng(0)
+    n = int(np.prod(grid))
+    for i in range(12):
+        writer.add(f"img{i}", rng.integers(0, 16, (num_codebooks, n)), {"label": i % 10})
     writer.flush()
     write_meta(root, info)
     return root
@@ -103,7 +121,13 @@ def _shrink(recipe: dict[str, Any], train_dir: Path, dev_dir: Path, run_dir: Pat
 def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     if raw["model"]["family"].startswith("prior"):
-        tokens = _token_dir(tmp_path / "tokens", raw["model"]["config"]["num_codebooks"])
+        cfg = raw["model"]["config"]
+        if cfg.get("latent_shape"):  # a prior over image codes: one image per window
+            tokens = _image_token_dir(
+                tmp_path / "tokens", cfg["num_codebooks"], cfg["latent_shape"]
+            )
+        else:
+            tokens = _token_dir(tmp_path / "tokens", cfg["num_codebooks"])
         wav_dirs = (tokens, tokens)
     if raw["model"]["family"].startswith("image"):
         images = _image_file(tmp_path / "images")
@@ -131,6 +155,10 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
     if raw["model"]["family"].startswith("prior"):
         # random codes of 16 values: every codebook near log2(16) = 4 bits, kbps vs raw
         assert len(val) == 1 and 3.0 < val[0]["bits/0"] < 5.0
+        if raw["model"]["config"].get("latent_shape"):  # images: bits against the uniform
+            n = math.prod(raw["model"]["config"]["latent_shape"])
+            assert val[0]["uniform_bits_per_image"] == pytest.approx(n * 4)
+            return
         assert val[0]["kbps"] == pytest.approx(val[0]["bits_per_frame"] * 75 / 1000)
         return
     assert len(val) == 1 and "mel" in val[0]
