@@ -1,5 +1,9 @@
 """The token-level commands of ``audiotok``: ``tokenize``, ``generate`` and ``eval-prior``.
 
+Each works for both modalities: with an image tokenizer ``tokenize`` writes one shard row
+per image (:func:`audiotok.bulk.tokenize_images`), and with an image prior ``generate``
+writes a PNG grid of class-conditional samples (:mod:`audiotok.image_generation`).
+
 Kept apart from :mod:`audiotok.cli` (which registers them on its app through
 :func:`register`) so that neither file grows past a readable size. Like every command, each
 parses, calls one library function (:mod:`audiotok.bulk`, :mod:`audiotok.generation`),
@@ -45,8 +49,12 @@ def load_any_prior(path: str | os.PathLike) -> Any:
             raise UserError(f"{p}: no such prior (an export folder or a .pt checkpoint)")
         prior = load_prior(p)
     if getattr(prior, "modality", None) != "prior" or not hasattr(prior, "generate"):
-        raise UserError(f"{p}: not an autoregressive prior")
+        raise UserError(f"{p}: not a prior")
     return prior
+
+
+def _is_image_prior(prior: Any) -> bool:
+    return bool(getattr(prior.config, "latent_shape", ()))
 
 
 def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) -> None:
@@ -55,7 +63,9 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
     @app.command("tokenize")
     def tokenize_command(
         inputs: list[Path] = typer.Argument(
-            ..., help="Audio files, folders, file lists or JSONL manifests."
+            ...,
+            help="Audio or image files, folders, file lists or JSONL manifests (images also "
+            "IDX, CIFAR batches, .npy/.npz).",
         ),
         out: Path = typer.Option(..., "-o", "--out", help="Token folder (resumed if it exists)."),
         model: str = typer.Option("default", "--model", "-m", help="Tokenizer (name or folder)."),
@@ -79,6 +89,8 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
                     dist.init_process_group("gloo")
                 barrier = dist.barrier
             tok = load(model)
+            if getattr(tok, "modality", "audio") == "image":
+                return _tokenize_images(tok, inputs, out, dev_fraction, shard_frames)
 
             def on_file(path: str, problem: str | None) -> None:
                 if problem is not None:
@@ -109,8 +121,14 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
 
     @app.command("generate")
     def generate_command(
-        prior: Path | None = typer.Option(None, "--prior", help="Prior export or checkpoint."),
+        prior: Path | None = typer.Option(
+            None, "--prior", help="Prior export or checkpoint (default: the model's bundled one)."
+        ),
         model: str = typer.Option("default", "--model", "-m", help="Tokenizer (name or folder)."),
+        sampler: str | None = typer.Option(
+            None, "--sampler", help="Image priors: ar or maskgit (default: the prior's own)."
+        ),
+        steps: int = typer.Option(8, "--steps", help="MaskGIT iterations."),
         prompt: Path | None = typer.Option(None, "--prompt", help="Audio to continue."),
         prompt_seconds: float = typer.Option(3.0, help="Seconds of the prompt to use."),
         seconds: float = typer.Option(10.0, help="Length of each result, prompt included."),
@@ -121,25 +139,36 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
         cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale."),
         class_label: int | None = typer.Option(None, "--class", help="Class to generate."),
         seed: int = typer.Option(0, help="Random seed."),
-        out: Path = typer.Option(Path("generated"), "-o", "--out", help="Output folder."),
+        out: Path = typer.Option(
+            Path("generated"), "-o", "--out", help="Output folder (audio) or PNG grid (images)."
+        ),
         force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     ) -> None:
-        """Continue a prompt (or start from nothing) with a prior; write WAVs and tokens."""
+        """Generate with a prior: audio continuations (WAVs and tokens), or for an image prior
+        a PNG grid of samples (``-n 16 --class 3 --cfg 2 --sampler maskgit -o grid.png``)."""
 
         def _run() -> list[Path]:
             from audiotok.audio_io import read_audio, write_audio
             from audiotok.codes import write_codes
             from audiotok.generation import generate_audio
             from audiotok.hub import load
+            from audiotok.image_generation import bundled_prior_dir
 
-            if prior is None:
+            source = prior if prior is not None else bundled_prior_dir(model)
+            if source is None:
                 raise UserError(
-                    "no bundled prior yet: pass --prior (train one with recipes/prior_tiny.yaml, "
-                    "then 'audiotok export RUN_DIR DIR')"
+                    f"no bundled prior for model {model!r}: pass --prior (train one with "
+                    "recipes/prior_tiny.yaml, then 'audiotok export RUN_DIR DIR')"
                 )
+            net = load_any_prior(source)
+            if _is_image_prior(net):
+                return _generate_images(
+                    load(model), net, num_samples, class_label, cfg, sampler, steps,
+                    temperature, top_k, seed, out, force,
+                )  # fmt: skip
             if num_samples < 1 or seconds <= 0:
                 raise UserError("-n must be >= 1 and --seconds > 0")
-            tok, net = load(model), load_any_prior(prior)
+            tok = load(model)
             wav, sr = read_audio(prompt) if prompt is not None else (None, None)
             result = generate_audio(
                 tok,
@@ -217,6 +246,62 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
             return report
 
         run_or_exit(_run)
+
+
+def _tokenize_images(
+    tok: Any, inputs: list[Path], out: Path, dev_fraction: float, shard_frames: int
+) -> Any:
+    """``audiotok tokenize`` with an image tokenizer (one row per image, labels kept)."""
+    from audiotok.bulk import tokenize_images
+
+    res = tokenize_images(
+        tok, [str(p) for p in inputs], out, dev_fraction=dev_fraction, shard_frames=shard_frames
+    )
+    shape = res.meta["tokenizer"]["latent_shape"]
+    grid = "x".join(map(str, shape)) if shape else "mixed"
+    typer.echo(
+        f"tokenized {res.encoded} image(s) ({grid} codes each), {res.skipped} already done -> {out}"
+    )
+    return res
+
+
+def _generate_images(
+    tok: Any,
+    net: Any,
+    num_samples: int,
+    class_label: int | None,
+    cfg: float,
+    sampler: str | None,
+    steps: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int,
+    out: Path,
+    force: bool,
+) -> list[Path]:
+    """``audiotok generate`` with an image prior: a PNG grid and one token file per sample."""
+    from audiotok.image_generation import generate_images, write_generation
+
+    result = generate_images(
+        tok,
+        net,
+        num_samples,
+        class_label=class_label,
+        cfg_scale=cfg,
+        sampler=sampler,
+        steps=steps,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )
+    grid = out if out.suffix.lower() == ".png" else out / "grid.png"
+    written = write_generation(result, tok, grid, force=force)
+    what = "unconditional" if class_label is None else f"class {class_label}, cfg {cfg:g}"
+    typer.echo(
+        f"generated {num_samples} image(s) ({what}; {result.sampler} sampler, "
+        f"{result.seconds:.2f} s) -> {grid} (+ {len(written) - 1} token files)"
+    )
+    return written
 
 
 def render_prior_report(report: dict[str, Any]) -> str:

@@ -1,0 +1,279 @@
+"""Images from a prior over 2-D codes: class-conditional samples, decoded, as a PNG grid.
+
+The priors (:mod:`audiotok.prior`) see integer codes only. An image's codes ``(K, H', W')``
+are modelled as ``H' W'`` frames in raster order (row by row, left to right), the layout of
+image token shards (:func:`audiotok.bulk.tokenize_images`). Two samplers:
+
+- ``"ar"``: a causal :class:`~audiotok.prior.gpt.GPT` draws the ``H' W'`` frames one after the
+  other (PixelCNN's role, van den Oord et al., arXiv:1606.05328; as a Transformer, Esser et
+  al., arXiv:2012.09841), with a KV cache: ``H' W'`` forward steps.
+- ``"maskgit"``: a :class:`~audiotok.prior.masked.MaskedPrior` fills a fully masked grid in
+  ``steps`` parallel iterations (Chang et al., arXiv:2202.04200): ``steps`` forward passes.
+
+Both take a class label and classifier-free guidance (``cfg_scale``, Ho & Salimans,
+arXiv:2207.12598). This module joins a prior with an image tokenizer: it is what
+``audiotok generate`` runs for an image prior, and what the evaluation scripts call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from audiotok.errors import UserError
+from audiotok.generation import check_pair
+
+__all__ = [
+    "ImageGeneration",
+    "SAMPLERS",
+    "bundled_prior_dir",
+    "generate_images",
+    "image_grid",
+    "sample_image_codes",
+    "sampler_of",
+    "write_generation",
+]
+
+SAMPLERS = ("ar", "maskgit")
+"""Names of the samplers: autoregressive (a causal prior) and MaskGIT (a masked prior)."""
+
+
+@dataclass
+class ImageGeneration:
+    """What :func:`generate_images` made.
+
+    Attributes:
+        codes: ``(N, K, H', W')`` long.
+        images: ``(N, C, H, W)`` float in the tokenizer's range (``[-1, 1]``, not clamped).
+        labels: ``(N,)`` class of each sample (``-1``: unconditional).
+        sampler: ``"ar"`` or ``"maskgit"``.
+        seconds: wall time of the sampling (the prior only, not the decoding).
+    """
+
+    codes: Tensor
+    images: Tensor
+    labels: Tensor
+    sampler: str
+    seconds: float
+
+
+def bundled_prior_dir(model: str) -> Path | None:
+    """The prior bundled for the bundled tokenizer ``model``: ``audiotok/pretrained/
+    <model>_prior/`` when it is installed, else None (e.g. ``"fmnist"`` ->
+    ``pretrained/fmnist_prior``)."""
+    if not model or "/" in model or os.sep in model or model.startswith("."):
+        return None
+    folder = Path(__file__).parent / "pretrained" / f"{model}_prior"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def sampler_of(prior: Any) -> str:
+    """``"ar"`` for a causal prior (it has ``context_frames``), ``"maskgit"`` for a masked one."""
+    return "ar" if hasattr(prior, "context_frames") else "maskgit"
+
+
+def _grid_shape(prior: Any, latent_shape: tuple[int, int] | None) -> tuple[int, int]:
+    shape = tuple(latent_shape or getattr(prior.config, "latent_shape", ()) or ())
+    if len(shape) != 2 or min(shape) < 1:
+        raise UserError(
+            "the prior records no image code grid (latent_shape); it is not an image prior "
+            "(train it on image token shards) or pass the grid"
+        )
+    return int(shape[0]), int(shape[1])
+
+
+def _labels(prior: Any, n: int, class_label: int | None, cfg_scale: float) -> Tensor | None:
+    classes = int(getattr(prior.config, "num_classes", 0))
+    if class_label is None:
+        if cfg_scale != 1.0:
+            raise UserError("--cfg needs --class (guidance steers towards a class)")
+        return None
+    if classes == 0:
+        raise UserError("the prior is unconditional (trained without class labels); drop --class")
+    if not 0 <= int(class_label) < classes:
+        raise UserError(f"--class must be in 0..{classes - 1}, got {class_label}")
+    return torch.full((n,), int(class_label), dtype=torch.long)
+
+
+@torch.no_grad()
+def sample_image_codes(
+    prior: Any,
+    num_samples: int,
+    *,
+    class_label: int | None = None,
+    cfg_scale: float = 1.0,
+    sampler: str | None = None,
+    steps: int = 8,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    latent_shape: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> Tensor:
+    """Codes of ``num_samples`` images drawn from ``prior`` (no tokenizer involved).
+
+    Args:
+        prior: a GPT (``sampler="ar"``) or a MaskedPrior (``"maskgit"``) over image codes.
+        num_samples: N.
+        class_label: the class of every sample (None: unconditional).
+        cfg_scale: classifier-free guidance (1: none; needs ``class_label`` otherwise).
+        sampler: ``"ar"`` or ``"maskgit"``; default: the one the prior supports.
+        steps: MaskGIT iterations (ignored by ``"ar"``).
+        temperature, top_k: sampling of each code (MaskGIT: of each candidate).
+        latent_shape: ``(H', W')``; default the prior's ``config.latent_shape``.
+        seed: seeds the sampling; the same seed gives the same codes.
+
+    Returns:
+        ``(N, K, H', W')`` long codes on the CPU.
+
+    Raises:
+        UserError: a sampler the prior cannot run, a bad class, or no code grid.
+    """
+    if num_samples < 1:
+        raise UserError(f"-n must be >= 1, got {num_samples}")
+    kind = sampler or sampler_of(prior)
+    if kind not in SAMPLERS:
+        raise UserError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}")
+    if kind != sampler_of(prior):
+        have = "a causal (AR)" if sampler_of(prior) == "ar" else "a masked (MaskGIT)"
+        raise UserError(f"--sampler {kind} needs a {kind} prior; this is {have} prior")
+    h, w = _grid_shape(prior, latent_shape)
+    labels = _labels(prior, num_samples, class_label, cfg_scale)
+    device = next(prior.parameters()).device
+    labels = None if labels is None else labels.to(device)
+    generator = torch.Generator().manual_seed(int(seed))
+    if kind == "ar":
+        codes = prior.generate(
+            h * w,
+            class_labels=labels,
+            batch_size=None if labels is not None else num_samples,
+            temperature=temperature,
+            top_k=top_k,
+            cfg_scale=cfg_scale,
+            generator=generator,
+        )  # (N, K, H' W') in raster order
+    else:
+        if steps < 1:
+            raise UserError(f"--steps must be >= 1, got {steps}")
+        codes = prior.generate(
+            num_samples,
+            (h * w,),
+            steps=steps,
+            class_labels=labels,
+            temperature=temperature,
+            top_k=top_k,
+            cfg_scale=cfg_scale,
+            generator=generator,
+        )
+    return codes.reshape(num_samples, -1, h, w).cpu()
+
+
+def generate_images(
+    tokenizer: Any,
+    prior: Any,
+    num_samples: int = 16,
+    *,
+    class_label: int | None = None,
+    cfg_scale: float = 1.0,
+    sampler: str | None = None,
+    steps: int = 8,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> ImageGeneration:
+    """Sample codes with ``prior`` (see :func:`sample_image_codes`) and decode them.
+
+    Args:
+        tokenizer: an image tokenizer (``modality == "image"``, ``model_id``, ``decode``).
+        prior: a prior trained on this tokenizer's image codes.
+        num_samples, class_label, cfg_scale, sampler, steps, temperature, top_k, seed: see
+            :func:`sample_image_codes`.
+
+    Returns:
+        :class:`ImageGeneration`.
+
+    Raises:
+        UserError: an audio tokenizer, or a prior trained on another tokenizer's codes.
+    """
+    if getattr(tokenizer, "modality", None) != "image":
+        raise UserError("the prior models image codes; pass an image tokenizer (--model)")
+    check_pair(tokenizer, prior)
+    start = time.perf_counter()
+    codes = sample_image_codes(
+        prior,
+        num_samples,
+        class_label=class_label,
+        cfg_scale=cfg_scale,
+        sampler=sampler,
+        steps=steps,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )
+    seconds = time.perf_counter() - start
+    labels = torch.full((num_samples,), -1 if class_label is None else int(class_label))
+    images = tokenizer.decode(codes)
+    return ImageGeneration(codes, images, labels, sampler or sampler_of(prior), seconds)
+
+
+def image_grid(images: Tensor, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile ``images: (N, C, H, W)`` in ``[-1, 1]`` into one ``(rows H', cols W', C)`` uint8
+    picture, ``ncols`` per row (default: a near-square grid), ``pad`` black pixels apart."""
+    n, c, h, w = images.shape
+    cols = int(ncols or math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        out[top : top + h, left : left + w] = pixels[i].transpose(1, 2, 0)
+    return out
+
+
+def write_generation(
+    result: ImageGeneration,
+    tokenizer: Any,
+    out: str | os.PathLike,
+    *,
+    force: bool = False,
+    ncols: int | None = None,
+) -> list[Path]:
+    """Write the grid ``out`` (PNG) and each sample's token file next to it.
+
+    Token files go to ``<out stem>_codes/sample_<i>.npy`` (``(K, H', W')`` with the image
+    trailer of :mod:`audiotok.codes`, so ``audiotok decode`` turns one into a PNG). Every
+    write is atomic; nothing is replaced without ``force``, and the check runs before the
+    first write so a refusal leaves nothing half-written.
+
+    Returns:
+        The grid's path, then the token files'.
+
+    Raises:
+        UserError: an existing output without ``force``, or a write error.
+    """
+    from audiotok.codes import write_codes
+    from audiotok.image_io import write_image
+
+    grid = Path(out)
+    folder = grid.with_name(grid.stem + "_codes")
+    tokens = [folder / f"sample_{i}.npy" for i in range(result.codes.shape[0])]
+    if not force:
+        for p in (grid, *tokens):
+            if p.exists():
+                raise UserError(f"{p}: output already exists (use --force to overwrite)")
+    written = [write_image(image_grid(result.images, ncols), grid, force=force)]
+    folder.mkdir(parents=True, exist_ok=True)
+    k, h, w = result.codes.shape[1:]
+    height, width = result.images.shape[-2:]
+    meta = tokenizer.codes_meta(k, int(height), int(width))
+    for path, codes in zip(tokens, result.codes, strict=True):
+        written.append(write_codes(path, codes.numpy(), meta, force=force))
+    return written
