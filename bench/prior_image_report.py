@@ -1,0 +1,198 @@
+"""The image-prior bars of issue 13 on Fashion-MNIST: bits per image, samples, classifier FD.
+
+    python bench/prior_image_report.py classifier --data FMNIST_DIR -o runs/fmnist_prior/clf
+    python bench/prior_image_report.py report --data FMNIST_DIR --tokens TOKENS \\
+        --ar AR_EXPORT --maskgit MASKGIT_EXPORT --classifier runs/.../classifier.safetensors \\
+        --model fmnist -o runs/fmnist_prior/report
+
+``classifier`` trains the small CNN of :mod:`audiotok.eval.classifier_fd` on the train split
+and reports its test accuracy. ``report`` measures, on the test split:
+
+- bits per image of the test codes under the AR prior (with the true class, and with the
+  null class), against a unigram fit on the train codes and the uniform 49 log2 V;
+- per-class sample grids (one row per class) of the AR and MaskGIT samplers, with the wall
+  time of each sampler for the same number of images;
+- the **classifier Fréchet distance** (not FID) between the features of all test images and
+  those of: other test images (the floor at this sample count), reconstructions, AR samples,
+  MaskGIT samples, and shuffled-code samples (each test image's codes permuted across its
+  positions, then decoded): the same number of images in each row, classes balanced.
+
+Writes ``report.json``, ``report.md`` and the grids into ``-o``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiotok.eval.classifier_fd import (
+    accuracy,
+    features,
+    frechet_distance,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
+
+
+def _split(data: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from audiotok.data.images import idx_images
+
+    src = idx_images(data / f"{name}-images-idx3-ubyte.gz")
+    x = torch.from_numpy(src.images.transpose(0, 3, 1, 2).copy()).float() / 127.5 - 1.0
+    return x, torch.tensor(src.labels)
+
+
+def cmd_classifier(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    x, y = _split(args.data, "train")
+    xt, yt = _split(args.data, "t10k")
+    start = time.perf_counter()
+    model = train_classifier(x, y, steps=args.steps, seed=0)
+    seconds = time.perf_counter() - start
+    acc = accuracy(model, xt, yt)
+    out = Path(args.out)
+    save_classifier(model, out / "classifier.safetensors")
+    info = {"test_accuracy": acc, "train_seconds": seconds, "steps": args.steps}
+    (out / "classifier.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(json.dumps(info))
+
+
+def _balanced(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(int(labels.max()) + 1):
+        idx = (labels == c).nonzero()[:, 0]
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    return torch.cat(picks)
+
+
+def _sample(prior, sampler: str, per_class: int, cfg: float, steps: int, seed: int):
+    from audiotok.image_generation import sample_image_codes
+
+    out, start = [], time.perf_counter()
+    for c in range(prior.config.num_classes):
+        out.append(
+            sample_image_codes(
+                prior, per_class, class_label=c, cfg_scale=cfg, sampler=sampler, steps=steps,
+                seed=seed + c,
+            )
+        )  # fmt: skip
+    return torch.cat(out), time.perf_counter() - start
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from audiotok.data.shards import TokenShards
+    from audiotok.hub import load
+    from audiotok.image_generation import image_grid
+    from audiotok.image_io import write_image
+    from audiotok.prior import load_prior
+    from audiotok.prior.score import unigram_bits
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = load(args.model)
+    ar, mg = load_prior(args.ar), load_prior(args.maskgit)
+    h, w = ar.config.latent_shape
+    v = ar.config.codebook_size
+    uniform = h * w * ar.config.num_codebooks * math.log2(v)
+    report: dict = {"uniform_bits_per_image": uniform}
+
+    # -- bits per image on the test codes ------------------------------------------------
+    test = TokenShards(Path(args.tokens) / "fmnist_test")
+    train = TokenShards(Path(args.tokens) / "fmnist_train")
+    codes = torch.from_numpy(np.stack([test.codes(i) for i in range(len(test))]).astype(np.int64))
+    labels = torch.tensor([r["label"] for r in test.files])
+    fit = torch.from_numpy(np.concatenate([train.codes(i) for i in range(len(train))], 1))
+    uni = unigram_bits(codes.transpose(0, 1).reshape(1, 1, -1), v, fit=fit[None].long())
+    report["unigram_bits_per_image"] = uni["bits_per_frame"] * h * w
+    with torch.no_grad():
+        for name, lab in (("class", labels), ("null_class", None)):
+            sums = 0.0
+            for part, lp in zip(codes.split(500), labels.split(500), strict=True):
+                s, c = ar.nll_sums(part, None if lab is None else lp)
+                sums += float(s.sum())
+            report[f"ar_bits_per_image_{name}"] = sums / len(codes) / math.log(2)
+    print(json.dumps(report), flush=True)
+
+    # -- samples: grids and wall time -----------------------------------------------------
+    grid_n = args.grid_per_class
+    timings = {}
+    for sampler, prior in (("ar", ar), ("maskgit", mg)):
+        for cfg in args.cfgs:
+            g, secs = _sample(prior, sampler, grid_n, cfg, args.steps, seed=1000)
+            images = tok.decode(g)
+            name = f"samples_{sampler}_cfg{cfg:g}.png"
+            write_image(image_grid(images, ncols=grid_n), out / name, force=True)
+            timings[f"{sampler}_cfg{cfg:g}"] = {"images": len(g), "seconds": secs}
+    report["sampling_wall_time"] = timings
+    print(json.dumps(timings), flush=True)
+
+    # -- classifier Fréchet distance --------------------------------------------------------
+    clf = load_classifier(args.classifier)
+    x_test, y_test = _split(args.data, "t10k")
+    ref = features(clf, x_test)
+    per_class = args.fd_per_class
+    pick = _balanced(y_test, per_class, seed=1)
+    other = _balanced(y_test, per_class, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    shuffled = codes[pick].clone().flatten(2)  # (N, K, H' W')
+    for i in range(len(shuffled)):
+        shuffled[i] = shuffled[i][:, torch.randperm(h * w, generator=gen)]
+    rows = {
+        "test images (other draw)": x_test[other],
+        "reconstructions": tok.decode(codes[pick].view(-1, 1, h, w)),
+        "shuffled-code samples": tok.decode(shuffled.view(-1, 1, h, w)),
+    }
+    fd_time = {}
+    for sampler, prior in (("ar", ar), ("maskgit", mg)):
+        for cfg in args.cfgs:
+            g, secs = _sample(prior, sampler, per_class, cfg, args.steps, seed=0)
+            rows[f"{sampler} samples, cfg {cfg:g}"] = tok.decode(g)
+            fd_time[f"{sampler}_cfg{cfg:g}"] = {"images": len(g), "seconds": secs}
+    report["fd_sampling_wall_time"] = fd_time
+    report["classifier_fd"] = {
+        name: frechet_distance(ref, features(clf, imgs)) for name, imgs in rows.items()
+    }
+    report["classifier_fd_images_per_row"] = per_class * 10
+    report["classifier_accuracy_on_samples"] = {
+        name: accuracy(clf, imgs, torch.arange(10).repeat_interleave(per_class))
+        for name, imgs in rows.items()
+        if "samples," in name
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("classifier")
+    c.add_argument("--data", type=Path, required=True)
+    c.add_argument("--steps", type=int, default=1500)
+    c.add_argument("-o", "--out", type=Path, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("--data", type=Path, required=True)
+    r.add_argument("--tokens", type=Path, required=True)
+    r.add_argument("--ar", type=Path, required=True)
+    r.add_argument("--maskgit", type=Path, required=True)
+    r.add_argument("--classifier", type=Path, required=True)
+    r.add_argument("--model", default="fmnist")
+    r.add_argument("--steps", type=int, default=8)
+    r.add_argument("--cfgs", type=float, nargs="+", default=[1.0, 2.0])
+    r.add_argument("--grid-per-class", type=int, default=10)
+    r.add_argument("--fd-per-class", type=int, default=100)
+    r.add_argument("-o", "--out", type=Path, required=True)
+    args = ap.parse_args()
+    {"classifier": cmd_classifier, "report": cmd_report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
