@@ -1,34 +1,48 @@
-"""Batch encode and decode of many files: input expansion, output names, per-file errors.
+"""Batch encode and decode of many files: what ``audiotok encode`` and ``audiotok decode`` do.
 
-What ``audiotok encode`` and ``audiotok decode`` do, as library functions that Python users
-call too (``audiotok.encode_files``, ``audiotok.decode_files``). Folders are searched
-recursively and globs expanded (:func:`expand_inputs`); outputs go beside each input, into an
-``out`` folder (mirroring input folders) or to the one file ``out`` names
-(:func:`output_is_file`), and decode never names a user's recording as its output
-(:func:`decoded_name`), so ``force`` replaces only what the batch writes. A bad batch (``out``
-of the wrong kind, an unknown format or bitrate) raises :class:`~audiotok.errors.UserError`
-before any file is touched; a bad file becomes one line (``<file>: <problem>``) in its
-:class:`FileResult` and the batch goes on. A :class:`BatchListener` follows the batch as it
-runs (the CLI draws progress bars and prints each failure with it).
+Library functions that Python users call too (``audiotok.encode_files``,
+``audiotok.decode_files``). Folders are searched recursively and globs expanded
+(:func:`expand_inputs`); outputs go beside each input, into an ``out`` folder (mirroring
+input folders) or to the one file ``out`` names (:func:`output_is_file`), and decode never
+names a user's recording as its output (:func:`decoded_name`), so ``force`` replaces only
+what the batch writes. A bad batch (``out`` of the wrong kind, an unknown format or bitrate)
+raises :class:`~audiotok.errors.UserError` before any file is touched; a bad file becomes one
+line (``<file>: <problem>``) in its :class:`FileResult` and the batch goes on. A
+:class:`BatchListener` follows the batch as it runs (the CLI draws progress bars and prints
+each failure with it).
 
-Over 400 lines on purpose: the output-naming policy (beside the input, ``-o`` folder or
-file, ``.decoded.wav``, ``--force``) and the per-file loop for both directions.
+Both functions serve both modalities: the tokenizer's ``modality`` sends image models to
+:mod:`audiotok.image_batch` (images <-> ``(K, H', W')`` token files and PNGs). Without a
+model, decode takes it from the token file (:func:`audiotok.hub.bundled_name_for`: the
+bundled model that made it; audio tokens default to ``"default"``). The shared plumbing is
+in :mod:`audiotok.batch_core`.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from audiotok.atomic import describe_os_error, is_temp
+from audiotok.batch_core import (
+    TOKEN_SUFFIXES,
+    BatchListener,
+    BatchResult,
+    FileResult,
+    Progress,
+    error_line,
+    expand_inputs,
+    output_is_file,
+    plan_jobs,
+    run_jobs,
+)
+from audiotok.batch_core import decoded_name as _decoded_name
 from audiotok.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from audiotok.tokenizer.audio import AudioTokenizer
+    from audiotok.tokenizer.image import ImageTokenizer
 
 __all__ = [
     "TOKEN_SUFFIXES",
@@ -43,188 +57,7 @@ __all__ = [
     "decoded_name",
 ]
 
-#: extensions of token files
-TOKEN_SUFFIXES: frozenset[str] = frozenset({".npy", ".npz"})
-
 PathLike = str | os.PathLike
-#: ``progress(done, total)`` of one file (samples when encoding, frames when decoding)
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """The outcome of one input.
-
-    Attributes:
-        source: the input file (or the folder or glob that matched nothing).
-        output: the file written, or that would have been.
-        error: ``None`` on success, else one line, ``<file>: <problem>``.
-        seconds: seconds of audio encoded or decoded.
-        tokens: codes written (encode): ``K * T'``.
-        kept: decode only: the ``<stem>.wav`` (not written by audiotok) that made the output
-            ``<stem>.decoded.wav``.
-    """
-
-    source: Path
-    output: Path | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    tokens: int = 0
-    kept: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the file was written."""
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """Every input's outcome, in order, and the totals.
-
-    Attributes:
-        files: one :class:`FileResult` per input file, and one per folder or glob that
-            matched nothing.
-        num_codebooks: encode: K written per file.
-        frame_rate: encode: code frames per second.
-        bitrate: encode: kbps of the codes written.
-    """
-
-    files: tuple[FileResult, ...]
-    num_codebooks: int | None = None
-    frame_rate: float | None = None
-    bitrate: float | None = None
-
-    @property
-    def done(self) -> list[FileResult]:
-        """The files written."""
-        return [r for r in self.files if r.ok]
-
-    @property
-    def failed(self) -> list[FileResult]:
-        """The failures (files, and folders or globs that matched nothing)."""
-        return [r for r in self.files if not r.ok]
-
-    @property
-    def seconds(self) -> float:
-        """Seconds of audio of the files written."""
-        return sum(r.seconds for r in self.done)
-
-    @property
-    def tokens(self) -> int:
-        """Codes written over all files."""
-        return sum(r.tokens for r in self.done)
-
-
-class BatchListener:
-    """Follows a batch as it runs; every method does nothing unless overridden.
-
-    The CLI overrides them to draw progress bars and print a line per failure. An exception
-    raised by a method stops the batch (the CLI raises ``KeyboardInterrupt`` there when a
-    failure was really Ctrl-C).
-    """
-
-    def started(self, total: int) -> None:
-        """``total`` files are about to be processed (after the inputs were expanded)."""
-
-    def file_started(self, source: Path) -> Progress | None:
-        """``source`` is next; returns a callback for its progress, or ``None``."""
-        return None
-
-    def file_finished(self, result: FileResult) -> None:
-        """An input is done (``result.ok``) or failed (``result.error``)."""
-
-
-def error_line(exc: BaseException, where: PathLike | None = None) -> str:
-    """One line for a failure: ours, an OS error in our words, or the exception's name.
-
-    Args:
-        exc: what was raised.
-        where: the file it concerns, when the exception does not name one.
-    """
-    if isinstance(exc, UserError):
-        return str(exc)
-    if isinstance(exc, OSError):  # disk full, permission denied, ...
-        at = exc.filename if exc.filename is not None else where
-        return f"{at}: {describe_os_error(exc)}" if at is not None else describe_os_error(exc)
-    if isinstance(exc, MemoryError):
-        return f"{where}: out of memory"
-    # a bug or an odd file: still one line, and the batch goes on
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{where}: {type(exc).__name__}: {msg}"
-
-
-def expand_inputs(
-    items: Sequence[PathLike], suffixes: frozenset[str]
-) -> tuple[list[tuple[Path, Path]], list[FileResult]]:
-    """``(file, path relative to an output folder)`` for each input file, and the failures.
-
-    Files are taken as given (a missing one is kept, to be reported when read), folders are
-    searched recursively for ``suffixes``, globs (``*``, ``?``, ``[``, ``**``) are expanded
-    (folders among the matches searched too). A folder or glob without any matching file is
-    a failure, ``<input>: no matching files (<suffixes>)``.
-    """
-    out: list[tuple[Path, Path]] = []
-    failed: list[FileResult] = []
-
-    def wanted(f: Path) -> bool:  # never a temporary file left by a killed run
-        return f.suffix.lower() in suffixes and not is_temp(f) and f.is_file()
-
-    def search(folder: Path) -> list[tuple[Path, Path]]:
-        found = sorted(f for f in folder.rglob("*") if wanted(f))
-        return [(f, f.relative_to(folder)) for f in found]
-
-    for item in map(os.fspath, items):
-        p = Path(item)
-        if p.is_dir():
-            found = search(p)
-        elif not p.exists() and any(ch in item for ch in "*?["):
-            found = []
-            for m in sorted(Path(m) for m in glob.glob(item, recursive=True)):
-                if m.is_dir():
-                    found += [(f, Path(m.name) / rel) for f, rel in search(m)]
-                elif wanted(m):
-                    found.append((m, Path(m.name)))
-        else:
-            out.append((p, Path(p.name)))
-            continue
-        if not found:
-            kinds = ", ".join(sorted(suffixes))
-            failed.append(FileResult(p, error=f"{item}: no matching files ({kinds})"))
-        out += found
-    return out, failed
-
-
-def output_is_file(out: Path, count: int, single: frozenset[str], other: frozenset[str]) -> bool:
-    """Whether ``out`` names one output file (else a folder to write into).
-
-    ``out`` names a file when its extension is in ``single`` and there is one input; with
-    many inputs that is an error, as is an extension in ``other`` (the wrong kind of file)
-    and an existing ``out`` that is not a folder: ``out`` never makes a folder named like a
-    file, nor writes into ``/dev/null``.
-
-    Raises:
-        UserError: any of those.
-    """
-    if str(out) == "-":
-        raise UserError("-o -: writing to standard output is not supported; give a file or folder")
-    ext = out.suffix.lower()
-    if ext in single:
-        if count > 1:
-            raise UserError(
-                f"{out}: -o names one {ext} file but there are {count} inputs; "
-                "give a folder for many inputs"
-            )
-        if out.exists() and not out.is_file():
-            what = "a folder" if out.is_dir() else "not a regular file"
-            raise UserError(f"{out}: output is {what}")
-        return True
-    if ext in other:
-        kind = ", ".join(sorted(single))
-        raise UserError(f"{out}: -o names a {ext} file; this command writes {kind} files")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder (-o takes a folder here)")
-    return False
 
 
 def decoded_name(dest: Path) -> Path:
@@ -233,14 +66,10 @@ def decoded_name(dest: Path) -> Path:
     output, so ``force`` cannot replace it."""
     from audiotok.audio_io import written_by_audiotok
 
-    if not dest.exists() and not dest.is_symlink():
-        return dest
-    if dest.is_file() and written_by_audiotok(dest):
-        return dest
-    return dest.with_name(f"{dest.stem}.decoded{dest.suffix}")
+    return _decoded_name(dest, written_by_audiotok)
 
 
-def _load(tokenizer: AudioTokenizer | PathLike) -> AudioTokenizer:
+def _load(tokenizer: Any) -> Any:
     if isinstance(tokenizer, str | os.PathLike):
         from audiotok import hub
 
@@ -248,61 +77,28 @@ def _load(tokenizer: AudioTokenizer | PathLike) -> AudioTokenizer:
     return tokenizer
 
 
-def _plan(
-    inputs: Sequence[PathLike] | PathLike,
-    out: PathLike | None,
-    suffixes: frozenset[str],
-    outputs: frozenset[str],
-    suffix: str,
-    listener: BatchListener,
-) -> tuple[list[tuple[Path, Path]], list[FileResult], bool]:
-    """``(input, output)`` pairs (inputs with ``suffixes``, outputs ``<stem><suffix>``), the
-    inputs that matched nothing (reported to ``listener`` at once), and whether ``out`` names
-    the one output file (an extension in ``outputs``).
+def _model_of(inputs: Sequence[PathLike] | PathLike) -> str:
+    """The model for tokens decoded without one: the bundled model whose id the first token
+    file names, else ``"default"`` (audio tokens, bare arrays, unknown ids: decode then says
+    which model made them)."""
+    from audiotok import hub
+    from audiotok.codes import read_codes
 
-    Raises:
-        UserError: ``out`` is of the wrong kind (see :func:`output_is_file`).
-    """
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    found, failed = expand_inputs(items, suffixes)
-    for result in failed:
-        listener.file_finished(result)
-    dest = None if out is None else Path(out)
-    single = dest is not None and output_is_file(dest, len(found), outputs, suffixes)
-    jobs = [
-        (src, dest if single else ((dest / rel) if dest else src).with_suffix(suffix))  # type: ignore[misc]
-        for src, rel in found
-    ]
-    return jobs, failed, single
-
-
-def _run(
-    jobs: list[tuple[Path, Path]],
-    work: Callable[[Path, Path, Progress | None], FileResult],
-    listener: BatchListener,
-) -> list[FileResult]:
-    """``work(source, dest, progress)`` per job; a failure becomes a :class:`FileResult` with
-    its one-line error, and the batch goes on."""
-    results: list[FileResult] = []
-    seen: dict[Path, Path] = {}
-    listener.started(len(jobs))
-    for src, dest in jobs:
-        progress = listener.file_started(src)
+    found, _ = expand_inputs(items, TOKEN_SUFFIXES)
+    for src, _rel in found[:1]:
         try:
-            if dest.resolve() in seen:
-                raise UserError(f"{src}: output {dest} is also written for {seen[dest.resolve()]}")
-            seen[dest.resolve()] = src
-            result = work(src, dest, progress)
-        except Exception as exc:
-            result = FileResult(src, dest, error=error_line(exc, src))
-        results.append(result)
-        listener.file_finished(result)
-    return results
+            _, meta = read_codes(src)
+        except UserError:
+            break
+        if meta is not None:
+            return hub.bundled_name_for(meta.model_id) or "default"
+    return "default"
 
 
 def encode_files(
     inputs: Sequence[PathLike] | PathLike,
-    tokenizer: AudioTokenizer | PathLike = "default",
+    tokenizer: AudioTokenizer | ImageTokenizer | PathLike = "default",
     *,
     out: PathLike | None = None,
     num_codebooks: int | None = None,
@@ -311,12 +107,14 @@ def encode_files(
     force: bool = False,
     listener: BatchListener | None = None,
 ) -> BatchResult:
-    """Encode audio files to token files (codes ``(K, T')`` + metadata), in bounded memory.
+    """Encode audio files to token files (codes ``(K, T')`` + metadata), in bounded memory;
+    with an image model, image files to ``(K, H', W')`` token files
+    (:func:`audiotok.image_batch.encode_image_files`).
 
     Args:
-        inputs: audio files, folders (searched recursively) or globs.
-        tokenizer: an :class:`~audiotok.tokenizer.AudioTokenizer`, or ``"default"`` or an
-            exported model folder to load.
+        inputs: audio (or image) files, folders (searched recursively) or globs.
+        tokenizer: an :class:`~audiotok.tokenizer.AudioTokenizer` or ``ImageTokenizer``, or
+            a bundled model name (``"default"``, ``"fmnist"``) or an exported model folder.
         out: a folder to write into (mirroring input folders), or the ``.npy``/``.npz`` file
             for one input; default: ``<stem>.npy`` beside each input.
         num_codebooks, bitrate: codebooks to keep, or a kbps rung of the model's ladder.
@@ -339,8 +137,22 @@ def encode_files(
         raise UserError(f"--format must be npy or npz, got {token_format!r}")
     listener = listener or BatchListener()
     tok = _load(tokenizer)
+    if tok.modality == "image":
+        from audiotok.image_batch import encode_image_files
+
+        if bitrate is not None:
+            raise UserError("--bitrate is for audio models; an image model has one rate")
+        return encode_image_files(
+            inputs,
+            tok,
+            out=out,
+            num_codebooks=num_codebooks,
+            token_format=token_format,
+            force=force,
+            listener=listener,
+        )
     k = tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
-    jobs, failed, single = _plan(
+    jobs, failed, single = plan_jobs(
         inputs, out, AUDIO_EXTENSIONS, TOKEN_SUFFIXES, "." + token_format, listener
     )
     if single and token_format == "npz" and Path(out).suffix.lower() != ".npz":  # type: ignore[arg-type]
@@ -353,14 +165,14 @@ def encode_files(
         write_codes(to, codes, meta, force=force)
         return FileResult(src, to, seconds=meta.length / meta.sample_rate, tokens=codes.numel())
 
-    results = _run(jobs, work, listener)
+    results = run_jobs(jobs, work, listener)
     rate = tok.bitrates[k - 1] if len(tok.bitrates) > 1 else tok.bitrate
     return BatchResult(tuple(failed + results), k, tok.frame_rate, rate)
 
 
 def decode_files(
     inputs: Sequence[PathLike] | PathLike,
-    tokenizer: AudioTokenizer | PathLike = "default",
+    tokenizer: AudioTokenizer | ImageTokenizer | PathLike | None = None,
     *,
     out: PathLike | None = None,
     original_rate: bool = True,
@@ -371,12 +183,15 @@ def decode_files(
 
     Token files that audiotok wrote carry the source's rate, length and channel count; plain
     ``(K, T')`` arrays decode at the model's rate and channels. A mono model's output is
-    copied into each channel of a stereo source (the channels are identical).
+    copied into each channel of a stereo source (the channels are identical). Image tokens
+    decode to PNGs at the original size (:func:`audiotok.image_batch.decode_image_files`).
 
     Args:
         inputs: token files (``.npy``/``.npz``), folders (searched recursively) or globs.
-        tokenizer: an :class:`~audiotok.tokenizer.AudioTokenizer`, or ``"default"`` or an
-            exported model folder to load; tokens from another model are refused.
+        tokenizer: an :class:`~audiotok.tokenizer.AudioTokenizer` or ``ImageTokenizer``, a
+            bundled model name or an exported model folder; tokens from another model are
+            refused. ``None``: the bundled model that made the first token file (its
+            ``model_id``), else ``"default"``.
         out: the audio file for one input (written as given), or a folder; default: beside
             each input. Outputs are ``<stem>.wav``, or ``<stem>.decoded.wav`` where a
             ``<stem>.wav`` that audiotok did not write is in the way.
@@ -395,8 +210,16 @@ def decode_files(
     from audiotok.codes import read_codes
 
     listener = listener or BatchListener()
-    tok = _load(tokenizer)
-    jobs, failed, single = _plan(inputs, out, TOKEN_SUFFIXES, AUDIO_EXTENSIONS, ".wav", listener)
+    tok = _load(_model_of(inputs) if tokenizer is None else tokenizer)
+    if tok.modality == "image":
+        from audiotok.image_batch import decode_image_files
+
+        return decode_image_files(
+            inputs, tok, out=out, original_size=original_rate, force=force, listener=listener
+        )
+    jobs, failed, single = plan_jobs(
+        inputs, out, TOKEN_SUFFIXES, AUDIO_EXTENSIONS, ".wav", listener
+    )
     kept: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav (a recording) it avoided
     if not single:
         moved = [(src, decoded_name(to)) for src, to in jobs]
@@ -422,4 +245,4 @@ def decode_files(
         seconds = (length or codes.shape[-1] * tok.hop_length) / (rate or tok.sample_rate)
         return FileResult(src, to, seconds=seconds, kept=kept.get(to))
 
-    return BatchResult(tuple(failed + _run(jobs, work, listener)))
+    return BatchResult(tuple(failed + run_jobs(jobs, work, listener)))

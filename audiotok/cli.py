@@ -166,7 +166,9 @@ def _run_batch(call: Callable[[BatchListener], BatchResult]) -> BatchResult:
 
 @app.command()
 def encode(
-    inputs: list[str] = typer.Argument(..., help="Audio files, folders (recursive) or globs."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Audio (or, with an image model, image) files, folders (recursive) or globs."
+    ),
     out_dir: Path | None = typer.Option(
         None,
         "--out-dir",
@@ -175,7 +177,10 @@ def encode(
         "file for one input; default: beside each input.",
     ),
     model: str = typer.Option(
-        "default", "--model", "-m", help="'default' or an exported model folder."
+        "default",
+        "--model",
+        "-m",
+        help="A bundled model ('default' audio, 'fmnist' images) or an exported model folder.",
     ),
     bitrate: float | None = typer.Option(
         None,
@@ -189,7 +194,10 @@ def encode(
     fmt: str = typer.Option("npy", "--format", "-f", help="npy (plain + trailer) or npz."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing token files."),
 ) -> None:
-    """Encode audio files to token files <stem>.npy (codes (K, T') + metadata)."""
+    """Encode audio files to token files <stem>.npy (codes (K, T') + metadata).
+
+    With an image model (--model fmnist), image files (png/jpg/webp/bmp, any case) become
+    codes (K, H', W') with their original size in the metadata."""
     from audiotok.batch import encode_files
 
     result = _run_batch(
@@ -204,11 +212,17 @@ def encode(
             listener=listener,
         )
     )
-    typer.echo(
-        f"encoded {len(result.done)} file(s), {len(result.failed)} failed: "
-        f"{result.seconds:.2f} s of audio, {result.tokens} tokens ({result.num_codebooks} "
-        f"codebooks x {result.frame_rate:g} Hz, {result.bitrate:g} kbps)"
-    )
+    if result.modality == "image":
+        typer.echo(
+            f"encoded {len(result.done)} image(s), {len(result.failed)} failed: "
+            f"{result.tokens} tokens ({result.num_codebooks} codebook(s))"
+        )
+    else:
+        typer.echo(
+            f"encoded {len(result.done)} file(s), {len(result.failed)} failed: "
+            f"{result.seconds:.2f} s of audio, {result.tokens} tokens ({result.num_codebooks} "
+            f"codebooks x {result.frame_rate:g} Hz, {result.bitrate:g} kbps)"
+        )
     raise typer.Exit(1 if result.failed else 0)
 
 
@@ -219,16 +233,20 @@ def decode(
         None,
         "--out",
         "-o",
-        help="Output audio file (one input) or folder; default: beside each input.",
+        help="Output audio/image file (one input) or folder; default: beside each input.",
     ),
-    model: str = typer.Option(
-        "default", "--model", "-m", help="'default' or an exported model folder."
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="A bundled model name or an exported model folder; default: the bundled model "
+        "that made the tokens, else 'default'.",
     ),
     original_rate: bool = typer.Option(
         True,
         "--original-rate/--model-rate",
-        help="Write the source file's rate, length and channel count (from the token file), "
-        "or the model's rate and channels.",
+        help="Write the source file's rate, length and channel count (images: size and "
+        "channels) from the token file, or the model's.",
     ),
     force: bool = typer.Option(
         False, "--force", help="Overwrite the output file (never the source recording)."
@@ -244,6 +262,9 @@ def decode(
     <stem>.wav beside the tokens (or in the -o folder), unless a <stem>.wav that audiotok did
     not write is there (usually the recording the tokens came from): then the audio goes to
     <stem>.decoded.wav. --force replaces only that output file, never the recording.
+
+    Image tokens decode to <stem>.png at the original size (<stem>.decoded.png beside the
+    source picture).
     """
     from audiotok.batch import decode_files
 
@@ -252,50 +273,26 @@ def decode(
             tokens, model, out=out, original_rate=original_rate, force=force, listener=listener
         )
     )
-    typer.echo(
-        f"decoded {len(result.done)} file(s), {len(result.failed)} failed: "
-        f"{result.seconds:.2f} s of audio"
-    )
+    what = "" if result.modality == "image" else f": {result.seconds:.2f} s of audio"
+    typer.echo(f"decoded {len(result.done)} file(s), {len(result.failed)} failed{what}")
     raise typer.Exit(1 if result.failed else 0)
 
 
 @app.command()
 def info(
-    model: str = typer.Argument("default", help="'default' or an exported model folder."),
+    model: str = typer.Argument(
+        "default", help="A bundled model ('default', 'fmnist') or an exported model folder."
+    ),
 ) -> None:
-    """Show a model's rates, codebooks, bitrates and LM vocabulary size."""
+    """Show a model's modality, rates or code grid, codebooks and LM vocabulary size."""
     from audiotok import hub
+    from audiotok.model_info import info_rows
 
     tok = run_or_exit(lambda: hub.load(model))
-    from audiotok.prior.vocab import LMVocab
-
-    vocab = LMVocab(tok.num_codebooks, tok.codebook_size)
-    rf = tok.receptive_field
-    rows = [
-        ("model", str(model)),
-        ("model id", tok.model_id),
-        ("family", tok.family),
-        ("sample rate", f"{tok.sample_rate} Hz"),
-        ("channels", str(tok.channels)),
-        ("frame rate", f"{tok.frame_rate:g} Hz"),
-        ("hop length", f"{tok.hop_length} samples"),
-        ("codebooks", str(tok.num_codebooks)),
-        ("codebook size", str(tok.codebook_size)),
-        ("bitrates", ", ".join(f"{b:g}" for b in tok.bitrates) + " kbps"),
-        (
-            "LM vocabulary",
-            f"{tok.vocab_size} ({tok.num_codebooks} x {tok.codebook_size} per codebook)",
-        ),
-        (
-            "LM token ids",
-            f"codebook k code c -> k * {tok.codebook_size} + c; BOS {vocab.bos}, "
-            f"EOS {vocab.eos}, EMPTY {vocab.empty}, MASK {vocab.mask} ({vocab.size} in all)",
-        ),
-        ("parameters", f"{tok.num_parameters:,}"),
-        ("receptive field", f"{rf} samples ({1000 * rf / tok.sample_rate:.1f} ms) per side"),
-    ]
+    rows = info_rows(tok, model)
+    width = max(17, *(len(name) + 2 for name, _ in rows))
     for name, value in rows:
-        typer.echo(f"{name + ':':17}{value}")
+        typer.echo(f"{name + ':':{width}}{value}")
 
 
 # ---- commands: eval (eval helper) ---------------------------------------------------------
@@ -304,10 +301,15 @@ def info(
 @app.command("eval")
 def eval_command(
     inputs: list[str] = typer.Argument(
-        ..., help="Audio files, folders (recursive) or JSONL manifests (with a 'kind' field)."
+        ...,
+        help="Audio files, folders (recursive) or JSONL manifests (with a 'kind' field); for "
+        "an image model: image folders or files, or datasets (IDX *-ubyte[.gz], CIFAR, .npy).",
     ),
     model: str = typer.Option(
-        "default", "--model", "-m", help="'default' or an exported model folder."
+        "default",
+        "--model",
+        "-m",
+        help="A bundled model ('default', 'fmnist') or an exported model folder.",
     ),
     bitrate: list[float] = typer.Option(
         [],
@@ -325,8 +327,14 @@ def eval_command(
     no_opus: bool = typer.Option(False, "--no-opus", help="Skip the Opus comparison."),
     no_visqol: bool = typer.Option(False, "--no-visqol", help="Skip ViSQOL (the slow metric)."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty report folder."),
+    max_images: int | None = typer.Option(
+        None, "--max-images", help="Images: evaluate at most this many (default all)."
+    ),
 ) -> None:
-    """Evaluate a tokenizer against Opus: SI-SDR, mel/STFT distance, STOI, PESQ, ViSQOL."""
+    """Evaluate a tokenizer against Opus: SI-SDR, mel/STFT distance, STOI, PESQ, ViSQOL.
+
+    For an image model: PSNR, SSIM, code usage over the whole set, bits per image and a PNG
+    grid of originals above reconstructions."""
     from rich.console import Console
     from rich.table import Table
 
@@ -335,6 +343,11 @@ def eval_command(
     from audiotok.eval.report import evaluate
 
     tok = run_or_exit(lambda: hub.load(model))
+    if tok.modality == "image":
+        if bitrate:
+            run_or_exit(lambda: _raise("--bitrate is for audio models"))
+        _eval_images(tok, inputs, out_dir, force, max_images)
+        return
     for b in bitrate:  # the same ladder rule as encode: 6000 or 5 is an error, not "the most"
         run_or_exit(lambda b=b: tok.num_codebooks_for(bitrate=b))
     report = run_or_exit(
@@ -365,6 +378,40 @@ def eval_command(
     console.print(f"report: {report.markdown_path} (and report.json, {len(report.figures)} PNG)")
     if report.failed:  # like encode and decode: a batch with failures is not a success
         typer.echo(f"evaluated {len(report.files)} file(s), {len(report.failed)} failed", err=True)
+        raise typer.Exit(1)
+
+
+def _raise(message: str) -> None:
+    raise UserError(message)
+
+
+def _eval_images(
+    tok: Any, inputs: list[str], out_dir: Path, force: bool, limit: int | None
+) -> None:
+    """``audiotok eval`` with an image model: run :func:`evaluate_images`, print the summary."""
+    from audiotok.eval.image_report import evaluate_images
+
+    report = run_or_exit(
+        lambda: evaluate_images(
+            tok,
+            inputs,
+            out_dir=out_dir,
+            limit=limit,
+            overwrite=force,
+            progress=lambda path: typer.echo(f"evaluating {path}", err=True),
+        )
+    )
+    s = report.summary
+    typer.echo(
+        f"{s['images']} image(s): PSNR {s['psnr_db']:.2f} dB, SSIM {s['ssim']:.4f}, "
+        f"code usage {100 * s['code_usage']:.1f} %, {s['bits_per_image_raw']:.0f} bits per "
+        f"image ({s['bits_per_image_entropy']:.0f} at the unigram entropy bound)"
+    )
+    for f in report.failed:
+        typer.echo(f"error: {f['path']}: {f['error']}", err=True)
+    typer.echo(f"report: {report.markdown_path} (and report.json, grid.png)")
+    if report.failed:
+        typer.echo(f"evaluated {s['images']} image(s), {len(report.failed)} failed", err=True)
         raise typer.Exit(1)
 
 

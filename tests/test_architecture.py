@@ -76,6 +76,24 @@ FORBIDDEN: dict[str, set[str]] = {
         "cli",
     },
     "codes": {"training", "cli", "audio", "image", "prior"},
+    # the image twin of audio_io, and the batch/info layers built on the tokenizers
+    "image_io": {
+        "audio",
+        "image",
+        "prior",
+        "quantize",
+        "nn",
+        "data",
+        "training",
+        "eval",
+        "hub",
+        "registry",
+        "tokenizer",
+        "cli",
+    },
+    "batch_core": LEAF_MODULE | {"audio_io", "image_io", "batch", "image_batch"},
+    "image_batch": {"training", "cli", "eval", "data", "audio", "audio_io"},
+    "model_info": {"training", "cli", "eval", "data"},
     "eval": {"training", "cli"},
     "training": {"cli"},
 }
@@ -84,6 +102,7 @@ FORBIDDEN: dict[str, set[str]] = {
 # the application layers above the models: nothing at or below the model families uses them
 for _low in ("quantize", "nn", "audio", "image", "prior", "data", "statedict", "migrations"):
     FORBIDDEN[_low] |= {"batch", "bulk", "generation", "cli_tokens"}
+    FORBIDDEN[_low] |= {"batch_core", "image_batch", "model_info"}
 
 
 def _unit(path: Path) -> str:

@@ -59,7 +59,7 @@ def pixels_to_images(pixels: Any) -> Tensor:
         a = a[None]
     if a.ndim != 4:
         raise UserError(f"expected pixels (H, W, C) or (B, H, W, C), got shape {a.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+    x = torch.from_numpy(np.array(a.transpose(0, 3, 1, 2)))  # a copy: PIL arrays are read-only
     return x.float() / 127.5 - 1.0
 
 
@@ -183,7 +183,7 @@ class ImageTokenizer:
 
     # -- encoding -----------------------------------------------------------------------
     def _as_images(self, images: Any) -> Tensor:
-        x = torch.as_tensor(images) if isinstance(images, np.ndarray) else images
+        x = torch.from_numpy(np.array(images)) if isinstance(images, np.ndarray) else images
         if not isinstance(x, Tensor):
             raise UserError(f"expected images (B, C, H, W), got {type(images).__name__}")
         if x.dim() == 3:
@@ -226,13 +226,13 @@ class ImageTokenizer:
 
     # -- decoding -----------------------------------------------------------------------
     def _as_codes(self, codes: Any) -> Tensor:
-        c = torch.as_tensor(codes) if isinstance(codes, np.ndarray) else codes
+        c = torch.from_numpy(np.array(codes)) if isinstance(codes, np.ndarray) else codes
         if not isinstance(c, Tensor):
             raise UserError(f"expected codes (B, K, H', W'), got {type(codes).__name__}")
         if c.dim() == 3:
             c = c.unsqueeze(0)
-        if c.dtype in (torch.uint16, torch.uint32, torch.uint64):
-            c = c.to(torch.int64)
+        if not c.is_floating_point() and not c.is_complex() and c.dtype != torch.bool:
+            c = c.long()  # numpy's uint8/uint16 token files; values are checked by the model
         return c
 
     def decode(self, codes: Any, *, size: tuple[int, int] | None = None) -> Tensor:

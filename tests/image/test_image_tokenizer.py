@@ -65,9 +65,7 @@ def test_vqvae2_packed_codes_and_levels() -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(
-    h=st.integers(1, 23), w=st.integers(1, 23), b=st.integers(1, 3), grey=st.booleans()
-)
+@given(h=st.integers(1, 23), w=st.integers(1, 23), b=st.integers(1, 3), grey=st.booleans())
 def test_any_size_round_trips(h: int, w: int, b: int, grey: bool) -> None:
     tok = _tok(channels=1 if grey else 3)
     x = torch.rand(b, tok.channels, h, w) * 2 - 1

@@ -1,0 +1,91 @@
+"""What ``audiotok info`` shows about a tokenizer, as ``(name, value)`` rows for either modality.
+
+Audio: rates, hop, codebooks, the bitrate ladder, receptive field. Image: channels,
+downsampling factor, codebooks K and size V, the code grid and bits of a 28x28 and a
+256x256 image, VQ-VAE-2 levels. Both: the LM vocabulary and its special token ids
+(:class:`audiotok.prior.vocab.LMVocab`), parameters, model id and family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["info_rows"]
+
+#: image sizes whose code grid ``audiotok info`` shows (Fashion-MNIST's, and a common one)
+EXAMPLE_SIZES = ((28, 28), (256, 256))
+
+
+def _vocab_rows(tok: Any) -> list[tuple[str, str]]:
+    from audiotok.prior.vocab import LMVocab
+
+    vocab = LMVocab(tok.num_codebooks, tok.codebook_size)
+    return [
+        (
+            "LM vocabulary",
+            f"{tok.vocab_size} ({tok.num_codebooks} x {tok.codebook_size} per codebook)",
+        ),
+        (
+            "LM token ids",
+            f"codebook k code c -> k * {tok.codebook_size} + c; BOS {vocab.bos}, "
+            f"EOS {vocab.eos}, EMPTY {vocab.empty}, MASK {vocab.mask} ({vocab.size} in all)",
+        ),
+    ]
+
+
+def _image_rows(tok: Any) -> list[tuple[str, str]]:
+    k, v = tok.num_codebooks, tok.codebook_size
+    rows = [
+        ("modality", "image"),
+        ("channels", f"{tok.channels} ({'grey' if tok.channels == 1 else 'colour'})"),
+        ("downsample factor", f"{tok.downsample_factor} (pixels per code along each side)"),
+        ("codebooks (K)", str(k)),
+        ("codebook size (V)", str(v)),
+    ]
+    for h, w in EXAMPLE_SIZES:
+        gh, gw = tok.latent_shape(h, w)
+        rows.append(
+            (
+                f"latent {h}x{w}",
+                f"({k}, {gh}, {gw}) codes, {tok.bits_per_image(h, w):g} bits per image",
+            )
+        )
+    levels = tok.levels
+    if levels is not None:
+        top, bottom = levels["top"], levels["bottom"]
+        rows.append(
+            (
+                "levels",
+                f"top {top['rows']} row(s) at f={top['downsample_factor']}, bottom "
+                f"{bottom['num_codebooks']} codebook(s) at f={bottom['downsample_factor']} "
+                f"packed into rows {top['rows']}..{top['rows'] + bottom['rows'] - 1}",
+            )
+        )
+    return rows
+
+
+def _audio_rows(tok: Any) -> list[tuple[str, str]]:
+    return [
+        ("modality", "audio"),
+        ("sample rate", f"{tok.sample_rate} Hz"),
+        ("channels", str(tok.channels)),
+        ("frame rate", f"{tok.frame_rate:g} Hz"),
+        ("hop length", f"{tok.hop_length} samples"),
+        ("codebooks", str(tok.num_codebooks)),
+        ("codebook size", str(tok.codebook_size)),
+        ("bitrates", ", ".join(f"{b:g}" for b in tok.bitrates) + " kbps"),
+    ]
+
+
+def info_rows(tok: Any, name: str) -> list[tuple[str, str]]:
+    """``(field, value)`` rows describing ``tok`` (an audio or image tokenizer) loaded as
+    ``name``."""
+    rows = [("model", str(name)), ("model id", tok.model_id), ("family", tok.family)]
+    rows += _image_rows(tok) if tok.modality == "image" else _audio_rows(tok)
+    rows += _vocab_rows(tok)
+    rows.append(("parameters", f"{tok.num_parameters:,}"))
+    if tok.modality == "audio":
+        rf = tok.receptive_field
+        ms = 1000 * rf / tok.sample_rate
+        rows.append(("receptive field", f"{rf} samples ({ms:.1f} ms) per side"))
+    return rows
