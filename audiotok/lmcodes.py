@@ -7,6 +7,7 @@ same prior. Layout (``uint``: an unsigned LEB128 varint; ``str``: uint length + 
 
     b"ATLM"  u8 version  u8 flags (bit 0: audio metadata follows)
     uint K  uint T'  uint codebook_size  uint class label + 1 (0: unconditional)
+    uint context (positions the prior saw at once; the window slides past it)
     u32 LE  CRC-32 of the codes (uint32 LE, row-major (K, T'))
     6 bytes  prior fingerprint (its 12 hex digits)
     [metadata: str model_id  str family  str audiotok_version  uint sample_rate
@@ -149,6 +150,7 @@ def encode_lm_bytes(
     meta: CodesMeta | None = None,
     *,
     class_label: int | None = None,
+    context: int | None = None,
 ) -> tuple[bytes, LMCodingStats]:
     """The bytes of an ``.atlm`` file and what its bitstream cost.
 
@@ -157,6 +159,8 @@ def encode_lm_bytes(
         prior: a float32 :class:`~audiotok.prior.gpt.GPT`.
         meta: the token metadata to keep (``audiotok encode`` has it), or None.
         class_label: the prior's class to condition on; None: unconditional.
+        context: positions the prior sees at once (default its ``block_size``); a prior
+            trained on shorter windows than its ``block_size`` codes better with their length.
 
     Raises:
         UserError: codes that do not fit the prior, metadata that disagrees with them, or
@@ -195,11 +199,16 @@ def encode_lm_bytes(
         numbers = [int(getattr(meta, f)) for f in _META_NUMBERS if f != "frame_rate"]
         tail += _uint(numbers[0]) + _F64.pack(meta.frame_rate) + b"".join(map(_uint, numbers[1:]))
     try:
-        stream, stats = encode_with_stats(prior, arr.astype(np.int64), class_label=class_label)
+        context = prior.config.block_size if context is None else int(context)
+        stream, stats = encode_with_stats(
+            prior, arr.astype(np.int64), class_label=class_label, context=context
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     label = 0 if class_label is None else int(class_label) + 1
-    head = MAGIC + bytes([VERSION, flags]) + b"".join(map(_uint, (k, arr.shape[1], v, label)))
+    head = (
+        MAGIC + bytes([VERSION, flags]) + b"".join(map(_uint, (k, arr.shape[1], v, label, context)))
+    )
     head += _U32.pack(_codes_crc(arr)) + bytes.fromhex(prior_fingerprint(prior))
     body = head + tail + stream
     return body + _U32.pack(zlib.crc32(body)), stats
@@ -229,7 +238,7 @@ def decode_lm_bytes(
     r = _Reader(data[: -_U32.size])
     r.pos = len(MAGIC) + 2
     try:
-        fk, frames, fv, label = (r.uint() for _ in range(4))
+        fk, frames, fv, label, context = (r.uint() for _ in range(5))
         (codes_crc,) = _U32.unpack(r.take(_U32.size))
         fingerprint = r.take(_FINGERPRINT_BYTES).hex()
         fields: dict[str, Any] = {}
@@ -250,6 +259,8 @@ def decode_lm_bytes(
         raise UserError(f"{name}: header does not fit the prior ({fk} x {frames} codes of {fv})")
     if label and not 1 <= label <= prior.null_class + 1:
         raise UserError(f"{name}: class label {label - 1} is not one of the prior's")
+    if not 2 <= context <= prior.config.block_size:
+        raise UserError(f"{name}: context of {context} positions does not fit the prior")
     meta = None
     if flags & _HAS_META:
         try:
@@ -257,7 +268,8 @@ def decode_lm_bytes(
             meta.check(frames)
         except (ValueError, TypeError) as e:
             raise UserError(f"{name}: corrupt metadata ({e})") from None
-    codes = decode_codes(prior, stream, k, frames, class_label=label - 1 if label else None)
+    label = label - 1 if label else None
+    codes = decode_codes(prior, stream, k, frames, class_label=label, context=context)
     out = codes.cpu().numpy().astype(codes_dtype(v))
     if _codes_crc(out) != codes_crc:
         raise UserError(
@@ -274,13 +286,14 @@ def write_lm_file(
     meta: CodesMeta | None = None,
     *,
     class_label: int | None = None,
+    context: int | None = None,
     force: bool = False,
 ) -> LMCodingStats:
     """Write an LM-coded token file (see the module docstring) atomically.
 
     Args:
         path: destination (conventionally ``<stem>.atlm``).
-        codes, prior, meta, class_label: see :func:`encode_lm_bytes`.
+        codes, prior, meta, class_label, context: see :func:`encode_lm_bytes`.
         force: replace an existing file.
 
     Returns:
@@ -292,7 +305,7 @@ def write_lm_file(
     """
     p = check_destination(path, force)
     try:
-        data, stats = encode_lm_bytes(codes, prior, meta, class_label=class_label)
+        data, stats = encode_lm_bytes(codes, prior, meta, class_label=class_label, context=context)
     except UserError as e:
         raise UserError(f"{p}: {e}") from None
     try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -135,6 +138,20 @@ def test_codes_restore_for_random_lengths(name: str, frames: int, seed: int) -> 
     codes = torch.randint(0, V, (K, frames), generator=g)
     data = encode_codes(prior, codes.numpy())
     assert torch.equal(decode_codes(prior, data, K, frames), codes)
+
+
+@pytest.mark.parametrize("name", ["delay", "flatten"])
+def test_a_shorter_context_restores_and_travels_in_the_file(name: str, tmp_path: Path) -> None:
+    prior = _gpt(PATTERNS[name], block_size=32)
+    codes = np.random.default_rng(3).integers(0, V, (K, 25))
+    data = encode_codes(prior, codes, context=9)
+    assert torch.equal(decode_codes(prior, data, K, 25, context=9), torch.from_numpy(codes))
+    assert data != encode_codes(prior, codes)
+    write_lm_file(tmp_path / "x.atlm", codes, prior, context=9)
+    assert np.array_equal(read_lm_file(tmp_path / "x.atlm", prior)[0], codes)
+    for bad in (1, 33):
+        with pytest.raises(ValueError, match="context must be in 2..32"):
+            encode_codes(prior, codes, context=bad)
 
 
 def test_class_conditional_codes_restore_and_the_label_matters() -> None:
@@ -287,3 +304,41 @@ def test_frames_are_bounded_before_decoding(written: tuple[GPT, bytes]) -> None:
     overlong = bytes([0xFF] * 11)
     with pytest.raises(UserError, match="corrupt header"):
         decode_lm_bytes(_with_crc(data[:7] + overlong + data[8:-4]), prior, "x.atlm")
+
+
+def test_another_process_with_more_threads_decodes_the_file(tmp_path: Path) -> None:
+    # a fresh interpreter, two torch threads, the prior loaded from its export: what
+    # `audiotok decode --lm` does later on the same machine
+    prior = _gpt(delay(K), block_size=16)
+    prior.save_pretrained(tmp_path / "prior")
+    codes = np.random.default_rng(2).integers(0, V, (K, 30))
+    write_lm_file(tmp_path / "x.atlm", codes, prior, _meta(30))
+    np.save(tmp_path / "want.npy", codes)
+    script = (
+        "import sys, numpy as np, torch; torch.set_num_threads(2)\n"
+        "from audiotok.lmcodes import read_lm_file\n"
+        "from audiotok.prior.pretrained import load_prior\n"
+        "d = sys.argv[1]\n"
+        "codes, meta = read_lm_file(d + '/x.atlm', load_prior(d + '/prior'))\n"
+        "assert np.array_equal(codes, np.load(d + '/want.npy')) and meta.length > 0\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env)
+
+
+@pytest.mark.parametrize("name", list(PATTERNS))
+def test_a_slid_window_looks_like_a_sequence_start(name: str) -> None:
+    # past the context the window restarts at frame f0 without the codes of older frames:
+    # the layout the prior was trained on (pattern.build of codes from f0 on)
+    from audiotok.prior.lmcoding import _Stepper
+
+    pattern = PATTERNS[name]
+    prior = _gpt(pattern)
+    codes = torch.randint(0, V, (1, K, 30))
+    grid, present = pattern.build(codes)
+    stepper = _Stepper(prior, grid, present, None, prior.config.block_size)
+    f0, p = 7, pattern.steps_per_frame
+    upto = f0 * p + 12
+    stepper.prefill(f0 * p, upto)
+    fresh = pattern.build(codes[..., f0:])[0][..., : upto - f0 * p]
+    assert torch.equal(stepper._columns(f0 * p, upto), fresh)

@@ -8,11 +8,13 @@ arXiv:2210.13438, section 3.3), here for any :class:`~audiotok.prior.gpt.GPT` an
 **The decoder's computation is the encoder's.** The decoder only knows a step's codes after
 decoding them, so it must run the prior step by step with its KV cache; one float that differs
 between the two sides moves a frequency-table boundary and the rest of the stream decodes to
-garbage. Both sides therefore walk the step grid with the *same* object, the incremental
-decoder of :mod:`audiotok.prior.generate` (batch 1, fp32, eval mode, one thread), feeding it
-the same columns in the same order; the encoder simply knows them in advance. The same code
-also slides the window past ``block_size`` (a prefill of the last 3/4 of the context), so long
-files need nothing extra. Per step only the slots that hold a code are coded (a delay
+garbage. Both sides therefore walk the step grid with the *same* object, an incremental
+stepper with a static KV cache (batch 1, fp32, eval mode, one thread), feeding it the same
+columns in the same order; the encoder simply knows them in advance. Past its context (by
+default ``block_size`` positions; a prior trained on shorter windows codes better with its
+training length, which the caller can pass as ``context``) the same object slides its window (a prefill of the last ~3/4 of the context, restarted at a
+frame boundary so that it looks like a sequence start, as in training), so long files need
+nothing extra. Per step only the slots that hold a code are coded (a delay
 pattern's edges and a flatten pattern's other codebooks are not), in codebook order.
 
 Bit-exactness holds between runs of the same software on the same kind of machine; a float
@@ -34,8 +36,8 @@ import torch
 from torch import Tensor
 
 from audiotok.prior.entropy import FREQ_BITS, ArithmeticDecoder, ArithmeticEncoder, quantize_pmf
-from audiotok.prior.generate import _Decoder
 from audiotok.prior.gpt import GPT
+from audiotok.prior.patterns import EMPTY_CODE
 
 __all__ = ["LMCodingStats", "prior_fingerprint", "encode_codes", "decode_codes"]
 
@@ -84,11 +86,17 @@ def prior_fingerprint(prior: GPT) -> str:
     return h.hexdigest()[:12]
 
 
-def _check_prior(prior: GPT) -> None:
+def _check_prior(prior: GPT, context: int | None) -> int:
+    """The context to use; ValueError for a prior or context that cannot code."""
     if not isinstance(prior, GPT):
         raise ValueError(f"LM coding needs a causal GPT prior, got {type(prior).__name__}")
     if any(p.dtype != torch.float32 for p in prior.parameters()):
         raise ValueError("LM coding needs a float32 prior (both sides must compute alike)")
+    block = prior.config.block_size
+    context = block if context is None else context
+    if not 2 <= context <= block:
+        raise ValueError(f"context must be in 2..{block} positions, got {context}")
+    return context
 
 
 @contextlib.contextmanager
@@ -105,8 +113,70 @@ def _exact_mode(prior: GPT) -> Iterator[None]:
         prior.train(was_training)
 
 
+class _Stepper:
+    """The prior over a step grid one step at a time: the one computation both sides run.
+
+    A static KV cache holds the start token and the window's grid columns ``[lo, s]``. When
+    the next column would not fit in ``context`` positions, the window restarts at a frame
+    boundary ``lo = f0 P`` about ``3/4 context`` steps back (generate.py's ratio) and is
+    prefilled from scratch with the codes of frames before ``f0`` left out, so the window
+    looks like the start of a sequence, as the prior saw windows in training (a delay
+    pattern's first steps hold codebook 0 only). Positions re-base to 0 at the start token.
+    """
+
+    def __init__(
+        self, prior: GPT, grid: Tensor, present: Tensor, class_label: int | None, context: int
+    ) -> None:
+        cfg, device = prior.config, prior.offsets.device
+        pattern = cfg.pattern
+        self.prior, self.grid, self.present = prior, grid, present  # (1, K, S), (K, S)
+        self.steps_per_frame = pattern.steps_per_frame
+        # step of codebook k's code of frame f0 is f0 P + first[k]
+        self.first = pattern.positions(1, device)[:, 0]  # (K,)
+        self.capacity = min(context, grid.shape[2])
+        self.keep = max(1, 3 * context // 4 - 1)
+        labels = None if class_label is None else torch.tensor([class_label], device=device)
+        self.start = prior.start_embedding(labels, 1)  # (1, 1, D)
+        self.cache = prior.transformer.new_cache(1, self.capacity, self.start)
+        k, v = cfg.num_codebooks, cfg.codebook_size
+        self.heads = prior.head.weight.view(k, v, -1)  # (K, V, D)
+        self.lo = 0
+
+    def _columns(self, c0: int, c1: int) -> Tensor:
+        """Grid columns ``[c0, c1)`` as the window sees them: ``(1, K, c1 - c0)``."""
+        cols = self.grid[:, :, c0:c1]
+        if self.lo == 0:
+            return cols
+        c = torch.arange(c0, c1, device=cols.device)
+        older = c[None] < (self.lo + self.first)[:, None]  # (K, L) codes of frames < f0
+        return cols.masked_fill(older[None], EMPTY_CODE)
+
+    def _logits(self, hidden: Tensor, s: int) -> Tensor:
+        """Logits ``(K', V)`` of the codebooks step ``s`` holds, from ``hidden: (1, L, D)``."""
+        return torch.einsum("d,kvd->kv", hidden[0, -1], self.heads[self.present[:, s]])
+
+    def prefill(self, lo: int, upto: int) -> Tensor:
+        """Run start token + columns ``[lo, upto)`` from scratch; logits of step ``upto``."""
+        self.lo = lo
+        x = torch.cat([self.start, self.prior.embed(self._columns(lo, upto))], dim=1)
+        self.cache.reset()
+        positions = torch.arange(x.shape[1], device=x.device)
+        return self._logits(self.prior.transform(x, positions, cache=self.cache), upto)
+
+    def feed(self, s: int) -> Tensor:
+        """Append column ``s`` (its codes known); logits of step ``s + 1``."""
+        j = s + 1 - self.lo  # window position of column s
+        if j + 1 > self.capacity:
+            p = self.steps_per_frame
+            f0 = max(0, min(-(-(s + 1 - self.keep) // p), s // p))
+            return self.prefill(f0 * p, s + 1)
+        positions = torch.tensor([j], device=self.start.device)
+        x = self.prior.embed(self._columns(s, s + 1))
+        return self._logits(self.prior.transform(x, positions, cache=self.cache), s + 1)
+
+
 def _walk(
-    prior: GPT, grid: Tensor, present: Tensor, class_label: int | None
+    prior: GPT, grid: Tensor, present: Tensor, class_label: int | None, context: int
 ) -> Iterator[tuple[int, list[int], np.ndarray, Tensor]]:
     """Visit the steps of ``grid: (1, K, S)`` in order, one table per present slot.
 
@@ -115,27 +185,15 @@ def _walk(
     next step the consumer must have written ``grid[0, rows, s]`` (the decoder) or left it as
     it was (the encoder): the next step's logits are computed from it.
     """
-    cfg, device = prior.config, prior.offsets.device
     steps = grid.shape[2]
-    labels = None if class_label is None else torch.tensor([class_label], device=device)
-    decoder = _Decoder(
-        prior,
-        grid,
-        present,
-        torch.zeros(1, dtype=torch.long, device=device),
-        prior.start_embedding(labels, 1),
-        copies=1,
-        capacity=min(cfg.block_size, steps),
-        keep=max(1, 3 * cfg.block_size // 4 - 1),  # generate()'s sliding window
-        use_cache=True,
-    )
-    logits = decoder.prefill(0, 0)
+    stepper = _Stepper(prior, grid, present, class_label, context)
+    logits = stepper.prefill(0, 0)
     for s in range(steps):
         rows = present[:, s].nonzero()[:, 0].tolist()
-        probs = logits[0, rows].double().softmax(dim=-1)  # (K', V)
+        probs = logits.double().softmax(dim=-1)  # (K', V)
         yield s, rows, quantize_pmf(probs), probs
         if s + 1 < steps:
-            logits = decoder.feed(s)
+            logits = stepper.feed(s)
 
 
 def _as_codes(codes: Tensor | np.ndarray, prior: GPT) -> Tensor:
@@ -153,10 +211,14 @@ def _as_codes(codes: Tensor | np.ndarray, prior: GPT) -> Tensor:
 
 
 def encode_with_stats(
-    prior: GPT, codes: Tensor | np.ndarray, *, class_label: int | None = None
+    prior: GPT,
+    codes: Tensor | np.ndarray,
+    *,
+    class_label: int | None = None,
+    context: int | None = None,
 ) -> tuple[bytes, LMCodingStats]:
     """:func:`encode_codes`, also returning what the stream cost against the prior's bits."""
-    _check_prior(prior)
+    context = _check_prior(prior, context)
     codes = _as_codes(codes, prior)
     if codes.shape[1] == 0:
         return b"", LMCodingStats(0, 0, 0.0, 0.0)
@@ -165,7 +227,7 @@ def encode_with_stats(
     enc = ArithmeticEncoder(FREQ_BITS)
     model_bits = table_bits = 0.0
     with _exact_mode(prior):
-        for s, rows, cdf, probs in _walk(prior, seq, present, class_label):
+        for s, rows, cdf, probs in _walk(prior, seq, present, class_label, context):
             syms = symbols[rows, s].tolist()
             for i, c in enumerate(syms):
                 lo, hi = int(cdf[i, c]), int(cdf[i, c + 1])
@@ -177,7 +239,11 @@ def encode_with_stats(
 
 
 def encode_codes(
-    prior: GPT, codes: Tensor | np.ndarray, *, class_label: int | None = None
+    prior: GPT,
+    codes: Tensor | np.ndarray,
+    *,
+    class_label: int | None = None,
+    context: int | None = None,
 ) -> bytes:
     """Arithmetic-code ``codes: (K, T)`` under ``prior`` (see the module docstring).
 
@@ -185,6 +251,8 @@ def encode_codes(
         prior: a float32 :class:`~audiotok.prior.gpt.GPT` with K codebooks of V codes.
         codes: integer codes in ``0..V-1``, any T (past the context the window slides).
         class_label: the start token's class; None (default) is the unconditional one.
+        context: the most positions (start token + steps) the prior sees at once, in
+            ``2..block_size``; default ``block_size``. Past it the window slides.
 
     Returns:
         The bitstream (empty for T = 0); :func:`decode_codes` with the same prior, K, T and
@@ -193,7 +261,7 @@ def encode_codes(
     Raises:
         ValueError: not a float32 GPT, or codes of the wrong shape or range.
     """
-    return encode_with_stats(prior, codes, class_label=class_label)[0]
+    return encode_with_stats(prior, codes, class_label=class_label, context=context)[0]
 
 
 def decode_codes(
@@ -203,16 +271,17 @@ def decode_codes(
     num_frames: int,
     *,
     class_label: int | None = None,
+    context: int | None = None,
 ) -> Tensor:
     """Inverse of :func:`encode_codes`: codes ``(K, T)`` long on the prior's device.
 
-    Any bytes decode to *some* codes (arithmetic decoding cannot fail); check the result
+    ``class_label`` and ``context`` must be the encoder's. Any bytes decode to *some* codes (arithmetic decoding cannot fail); check the result
     against a checksum to detect a corrupt stream or another prior.
 
     Raises:
         ValueError: not a float32 GPT, or ``num_codebooks`` is not the prior's K.
     """
-    _check_prior(prior)
+    context = _check_prior(prior, context)
     cfg, device = prior.config, prior.offsets.device
     if num_codebooks != cfg.num_codebooks or num_frames < 0:
         raise ValueError(
@@ -226,7 +295,7 @@ def decode_codes(
     grid = torch.full((1, num_codebooks, present.shape[1]), -1, dtype=torch.long, device=device)
     dec = ArithmeticDecoder(data, FREQ_BITS)
     with _exact_mode(prior):
-        for s, rows, cdf, _ in _walk(prior, grid, present, class_label):
+        for s, rows, cdf, _ in _walk(prior, grid, present, class_label, context):
             decoded = [dec.decode(cdf[i]) for i in range(len(rows))]
             grid[0, rows, s] = torch.tensor(decoded, dtype=torch.long, device=device)
     return pattern.revert(grid)[0]
