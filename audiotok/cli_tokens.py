@@ -132,7 +132,9 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
         prompt: Path | None = typer.Option(None, "--prompt", help="Audio to continue."),
         prompt_seconds: float = typer.Option(3.0, help="Seconds of the prompt to use."),
         seconds: float = typer.Option(10.0, help="Length of each result, prompt included."),
-        num_samples: int = typer.Option(1, "-n", "--num-samples", help="How many results."),
+        num_samples: int | None = typer.Option(
+            None, "-n", "--num-samples", help="How many results (default: 1 audio, 16 images)."
+        ),
         temperature: float = typer.Option(1.0, help="Sampling temperature (0: greedy)."),
         top_k: int | None = typer.Option(None, help="Sample among the k likeliest codes."),
         top_p: float | None = typer.Option(None, help="Nucleus sampling threshold."),
@@ -163,10 +165,11 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
             net = load_any_prior(source)
             if _is_image_prior(net):
                 return _generate_images(
-                    load(model), net, num_samples, class_label, cfg, sampler, steps,
+                    load(model), net, 16 if num_samples is None else num_samples, class_label, cfg, sampler, steps,
                     temperature, top_k, seed, out, force,
                 )  # fmt: skip
-            if num_samples < 1 or seconds <= 0:
+            n = 1 if num_samples is None else num_samples
+            if n < 1 or seconds <= 0:
                 raise UserError("-n must be >= 1 and --seconds > 0")
             tok = load(model)
             wav, sr = read_audio(prompt) if prompt is not None else (None, None)
@@ -177,7 +180,7 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
                 prompt_sample_rate=sr,
                 prompt_seconds=prompt_seconds,
                 seconds=seconds,
-                num_samples=num_samples,
+                num_samples=n,
                 temperature=temperature,
                 top_k=top_k,
                 top_p=top_p,
@@ -187,7 +190,7 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
             )
             out.mkdir(parents=True, exist_ok=True)
             written = []
-            for i in range(num_samples):
+            for i in range(n):
                 wav_path, tok_path = out / f"sample_{i}.wav", out / f"sample_{i}.npy"
                 for p in (wav_path, tok_path):
                     if p.exists() and not force:
@@ -198,8 +201,7 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
                 write_codes(tok_path, result.codes[i], meta, force=True)
                 written.append(wav_path)
             typer.echo(
-                f"generated {num_samples} x {seconds:g} s ({result.prompt_frames} prompt frames) "
-                f"-> {out}"
+                f"generated {n} x {seconds:g} s ({result.prompt_frames} prompt frames) -> {out}"
             )
             return written
 
@@ -228,6 +230,8 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
             shards = TokenShards(tokens, split=None if split == "all" else split)
             if not len(shards):
                 raise UserError(f"{tokens}: no {split} files")
+            if shards.info.modality == "image":
+                return _eval_image_prior(net, shards, fit, out)
             files = [torch.from_numpy(shards.codes(i).astype("int64")) for i in range(len(shards))]
             fit_files = None
             if fit is not None:
@@ -302,6 +306,40 @@ def _generate_images(
         f"{result.seconds:.2f} s) -> {grid} (+ {len(written) - 1} token files)"
     )
     return written
+
+
+def _eval_image_prior(net: Any, shards: Any, fit: Path | None, out: Path | None) -> dict:
+    """``audiotok eval-prior`` on image token shards: bits per image vs unigram and uniform."""
+    import numpy as np
+    import torch
+
+    from audiotok.data.shards import TokenShards
+    from audiotok.image_generation import score_image_prior
+
+    def stack(s: Any) -> torch.Tensor:
+        return torch.from_numpy(np.stack([s.codes(i) for i in range(len(s))]).astype(np.int64))
+
+    labels = torch.tensor([int(r.get("label", -1)) for r in shards.files])
+    fit_codes = stack(TokenShards(fit, model_id=shards.info.model_id)) if fit else None
+    report = score_image_prior(net, stack(shards), labels, fit=fit_codes)
+    report["tokenizer"] = shards.info.to_dict()
+    text = "\n".join(
+        [
+            "| model | bits per image |",
+            "|---|---|",
+            f"| prior (true class) | {report['bits_per_image']:.1f} |",
+            f"| prior (null class) | {report['bits_per_image_null_class']:.1f} |",
+            f"| unigram | {report['unigram_bits_per_image']:.1f} |",
+            f"| uniform | {report['uniform_bits_per_image']:.1f} |",
+            f"\n{report['images']} images",
+        ]
+    )
+    typer.echo(text)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(text + "\n")
+        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
 
 
 def render_prior_report(report: dict[str, Any]) -> str:

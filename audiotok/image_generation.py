@@ -39,6 +39,7 @@ __all__ = [
     "image_grid",
     "sample_image_codes",
     "sampler_of",
+    "score_image_prior",
     "write_generation",
 ]
 
@@ -221,6 +222,64 @@ def generate_images(
     labels = torch.full((num_samples,), -1 if class_label is None else int(class_label))
     images = tokenizer.decode(codes)
     return ImageGeneration(codes, images, labels, sampler or sampler_of(prior), seconds)
+
+
+@torch.no_grad()
+def score_image_prior(
+    prior: Any,
+    codes: Tensor,
+    labels: Tensor | None = None,
+    *,
+    fit: Tensor | None = None,
+    batch_size: int = 500,
+) -> dict[str, Any]:
+    """Bits per image of ``codes: (N, K, T)`` (raster-scanned grids) under a causal prior.
+
+    Args:
+        prior: a GPT over image codes.
+        codes: the evaluated images' codes, ``T = H' W'``.
+        labels: ``(N,)`` true classes (-1: none); with a class-conditional prior the bits are
+            reported both given the class and given the null class.
+        fit: codes ``(M, K, T)`` the unigram baseline is fit on (a train split; default
+            ``codes``, which flatters it).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``bits_per_image`` (given the class where there are labels, else the null class),
+        ``bits_per_image_null_class``, ``unigram_bits_per_image``, ``uniform_bits_per_image``
+        (``T K log2 V``) and ``images``.
+    """
+    from audiotok.prior.score import unigram_bits
+
+    if sampler_of(prior) != "ar":
+        raise UserError("bits per image need a causal (AR) prior; a masked prior has no likelihood")
+    n, k, t = codes.shape
+    v = prior.config.codebook_size
+    codes = codes[:, : prior.config.num_codebooks].long()
+
+    def total(with_labels: bool) -> float:
+        sums = 0.0
+        for i in range(0, n, batch_size):
+            lab = None
+            if with_labels and labels is not None:
+                lab = labels[i : i + batch_size].long()
+                lab = lab.where(lab >= 0, prior.config.num_classes)
+            s, _ = prior.nll_sums(codes[i : i + batch_size], lab)
+            sums += float(s.sum())
+        return sums / n / math.log(2)
+
+    conditional = labels is not None and prior.config.num_classes > 0
+    null = total(False)
+    ref = codes if fit is None else fit[:, : prior.config.num_codebooks].long()
+    joined = codes.transpose(0, 1).reshape(1, codes.shape[1], -1)  # (1, K, N T)
+    uni = unigram_bits(joined, v, fit=ref.transpose(0, 1).reshape(1, ref.shape[1], -1))
+    return {
+        "bits_per_image": total(True) if conditional else null,
+        "bits_per_image_null_class": null,
+        "unigram_bits_per_image": uni["bits_per_frame"] * t,
+        "uniform_bits_per_image": t * codes.shape[1] * math.log2(v),
+        "images": int(n),
+    }
 
 
 def image_grid(images: Tensor, ncols: int | None = None, pad: int = 2) -> np.ndarray:

@@ -144,6 +144,10 @@ def test_tokenize_train_export_generate_cli(tmp_path: Path) -> None:
         config = json.loads((run / "export" / "config.json").read_text())["config"]
         assert config["tokenizer_id"] == tok.model_id and config["latent_shape"] == [7, 7]
         sampler = "maskgit" if "maskgit" in recipe else "ar"
+        if sampler == "ar":  # image shards are scored per image, given the class
+            res = runner.invoke(app, ["eval-prior", str(run / "export"), str(tmp_path / "tokens")])
+            assert res.exit_code == 0, res.output
+            assert "prior (true class)" in res.output and "| uniform | 196.0 |" in res.output
         grid = tmp_path / f"{sampler}.png"
         gen = ["generate", "--prior", str(run / "export"), "--model", str(tmp_path / "tok_model"),
                "-n", "4", "--class", "3", "--cfg", "2", "--sampler", sampler, "--steps", "3",
