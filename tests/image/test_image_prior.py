@@ -179,3 +179,16 @@ def test_bundled_fmnist_prior_generates_from_a_fresh_install(tmp_path: Path) -> 
     res = runner.invoke(app, ["generate", "--model", "fmnist", "--class", "3", "-o", str(grid)])
     assert res.exit_code == 0, res.output
     assert grid.exists()
+
+
+def test_prior_task_gives_unlabelled_images_the_null_class() -> None:
+    from audiotok.training.prior_task import PriorTask
+
+    task = PriorTask(_gpt(), 0.0, "t", (7, 7))
+    codes, labels = task._split((torch.zeros(3, 1, 49, dtype=torch.long), torch.tensor([2, -1, 0])))
+    assert codes.shape == (3, 1, 49) and labels.tolist() == [2, 10, 0]
+    unconditional = PriorTask(_gpt(num_classes=0), 0.0, "t", (7, 7))
+    assert unconditional._split((codes, torch.tensor([1, 2, 3])))[1] is None
+    metrics, _ = task.validation_step((codes, torch.tensor([2, -1, 0])))
+    assert metrics["uniform_bits_per_image"] == 49 * 4
+    assert metrics["bits_per_image"] == pytest.approx(metrics["bits_per_frame"] * 49)
