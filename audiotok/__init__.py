@@ -4,7 +4,7 @@ The public API is kept small and is imported lazily, so ``import audiotok`` is c
 no side effects (no torch import, no file access, no network)::
 
     import audiotok
-    tok = audiotok.load("default")          # the bundled 24 kHz tokenizer
+    tok = audiotok.load("default")          # the bundled 24 kHz tokenizer ("fmnist": images)
     codes = tok.encode(wav, sample_rate)    # (B, K, T') integer codes
     wav = tok.decode(codes)                 # (B, C, T) float at tok.sample_rate
     result = audiotok.encode_files(["music/"], tok, out="tokens/")  # what `audiotok encode` does
@@ -24,6 +24,7 @@ __all__ = [
     "load_pretrained",
     "Tokenizer",
     "AudioTokenizer",
+    "ImageTokenizer",
     "encode_files",
     "decode_files",
     "BatchResult",
@@ -35,6 +36,7 @@ _LAZY = {
     "load_pretrained": ("audiotok.hub", "load_pretrained"),
     "Tokenizer": ("audiotok.tokenizer", "Tokenizer"),
     "AudioTokenizer": ("audiotok.tokenizer", "AudioTokenizer"),
+    "ImageTokenizer": ("audiotok.tokenizer", "ImageTokenizer"),
     "encode_files": ("audiotok.batch", "encode_files"),
     "decode_files": ("audiotok.batch", "decode_files"),
     "BatchResult": ("audiotok.batch", "BatchResult"),
@@ -43,7 +45,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from audiotok.batch import BatchResult, decode_files, encode_files
     from audiotok.hub import load, load_pretrained, save_pretrained
-    from audiotok.tokenizer import AudioTokenizer, Tokenizer
+    from audiotok.tokenizer import AudioTokenizer, ImageTokenizer, Tokenizer
 
 
 def __getattr__(name: str) -> Any:
