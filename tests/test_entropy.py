@@ -85,6 +85,7 @@ def _tables(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     probs = (torch.randn(n, v, generator=g) * scale).softmax(dim=-1)
     if draw(st.booleans()) and v > 1:
         probs[:, 0] = 0.0  # impossible symbols must still be codable
+        probs[:, -1] += 0.01
     symbols = torch.randint(0, v, (n,), generator=g).numpy()  # any symbol, even unlikely
     return quantize_pmf(probs), symbols
 

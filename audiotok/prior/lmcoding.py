@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from audiotok.prior.entropy import FREQ_BITS, ArithmeticDecoder, ArithmeticEncoder, quantize_pmf
@@ -153,7 +154,13 @@ class _Stepper:
 
     def _logits(self, hidden: Tensor, s: int) -> Tensor:
         """Logits ``(K', V)`` of the codebooks step ``s`` holds, from ``hidden: (1, L, D)``."""
-        return torch.einsum("d,kvd->kv", hidden[0, -1], self.heads[self.present[:, s]])
+        h, need = hidden[0, -1], self.present[:, s]
+        if bool(need.all()):  # one matrix-vector product, no copy of the (K V, D) head
+            return F.linear(h, self.prior.head.weight).view(need.shape[0], -1)
+        rows = need.nonzero()[:, 0].tolist()  # none at all in some patterns' trailing steps
+        if not rows:
+            return h.new_zeros(0, self.heads.shape[1])
+        return torch.stack([F.linear(h, self.heads[k]) for k in rows])
 
     def prefill(self, lo: int, upto: int) -> Tensor:
         """Run start token + columns ``[lo, upto)`` from scratch; logits of step ``upto``."""
