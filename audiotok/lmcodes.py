@@ -215,12 +215,16 @@ def encode_lm_bytes(
 
 
 def decode_lm_bytes(
-    data: bytes, prior: GPT, name: str = "<bytes>"
+    data: bytes, prior: GPT, name: str = "<bytes>", *, model_id: str | None = None
 ) -> tuple[np.ndarray, CodesMeta | None]:
     """Codes ``(K, T')`` (smallest unsigned dtype) and metadata of ``.atlm`` bytes.
 
+    ``model_id``, when given, must be the tokenizer the metadata names (checked before the
+    slow part, the decoding).
+
     Raises:
-        UserError: ``"<name>: <problem>"`` for anything but a valid file of this prior.
+        UserError: ``"<name>: <problem>"`` for anything but a valid file of this prior (and
+            of the tokenizer ``model_id``).
     """
     from audiotok.prior.lmcoding import decode_codes, prior_fingerprint
 
@@ -268,6 +272,12 @@ def decode_lm_bytes(
             meta.check(frames)
         except (ValueError, TypeError) as e:
             raise UserError(f"{name}: corrupt metadata ({e})") from None
+        if model_id is not None and meta.model_id != model_id:
+            raise UserError(
+                f"{name}: tokens were made by model {meta.model_id} ({meta.family}, "
+                f"{meta.sample_rate} Hz) but the model in use is {model_id}; "
+                "pass --model with the model that made them"
+            )
     label = label - 1 if label else None
     codes = decode_codes(prior, stream, k, frames, class_label=label, context=context)
     out = codes.cpu().numpy().astype(codes_dtype(v))
@@ -316,8 +326,17 @@ def write_lm_file(
     return stats
 
 
-def read_lm_file(path: str | os.PathLike, prior: GPT) -> tuple[np.ndarray, CodesMeta | None]:
+def read_lm_file(
+    path: str | os.PathLike, prior: GPT, model: Any = None
+) -> tuple[np.ndarray, CodesMeta | None]:
     """Read and decode an LM-coded token file with the prior that wrote it.
+
+    Args:
+        path: an ``.atlm`` file.
+        prior: the prior that wrote it (its fingerprint is checked).
+        model: when given (anything with ``model_id``, e.g. an
+            :class:`~audiotok.tokenizer.AudioTokenizer`), a file whose metadata names another
+            tokenizer is refused, as :func:`audiotok.codes.read_codes` does.
 
     Returns:
         ``(codes, meta)`` as :func:`audiotok.codes.read_codes` gives them: ``codes (K, T')``
@@ -325,7 +344,7 @@ def read_lm_file(path: str | os.PathLike, prior: GPT) -> tuple[np.ndarray, Codes
 
     Raises:
         UserError: missing, truncated or corrupt file, another prior, or codes that fail
-            their checksum (one line naming the file).
+            their checksum, or codes of another tokenizer (one line naming the file).
     """
     p = Path(path)
     if not p.is_file():
@@ -337,4 +356,5 @@ def read_lm_file(path: str | os.PathLike, prior: GPT) -> tuple[np.ndarray, Codes
             data = MAGIC + f.read()
     except OSError as e:
         raise UserError(f"{p}: cannot read ({describe_os_error(e)})") from None
-    return decode_lm_bytes(data, prior, str(p))
+    model_id = None if model is None else str(model.model_id)
+    return decode_lm_bytes(data, prior, str(p), model_id=model_id)

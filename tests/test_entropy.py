@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -218,6 +219,9 @@ def test_file_round_trip_keeps_codes_and_metadata(tmp_path: Path) -> None:
     assert np.array_equal(out, codes) and out.dtype == np.uint8
     assert meta == _meta(30)
     assert path.stat().st_size - stats.num_bytes <= 80  # a small header
+    assert read_lm_file(path, prior, SimpleNamespace(model_id="tok123456789"))[1] == meta
+    with pytest.raises(UserError, match="made by model tok123456789 .* model in use is xyz"):
+        read_lm_file(path, prior, SimpleNamespace(model_id="xyz"))
     write_lm_file(tmp_path / "bare.atlm", codes, prior)
     assert read_lm_file(tmp_path / "bare.atlm", prior)[1] is None
     with pytest.raises(UserError, match="already exists"):
