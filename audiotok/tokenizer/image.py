@@ -337,11 +337,22 @@ class ImageTokenizer:
 
         Returns:
             The path written.
-        """
-        from audiotok.image_io import to_channels, write_image
 
-        images = self.decode(codes, size=size)
-        if images.shape[0] != 1:
-            raise UserError(f"decode_to_file takes one image, got a batch of {images.shape[0]}")
+        Raises:
+            UserError: bad codes or size, an image over ``image_io.MAX_PIXELS`` pixels, an
+                existing ``path`` without ``force``, a path that cannot be written.
+        """
+        from audiotok.image_io import MAX_PIXELS, to_channels, write_image
+
+        c = self._as_codes(codes)
+        f = self.downsample_factor
+        if c.dim() == 4 and c.shape[-2] * c.shape[-1] * f * f > MAX_PIXELS:  # before decoding
+            raise UserError(
+                f"{path}: a {c.shape[-2]}x{c.shape[-1]} code grid decodes to more than "
+                f"{MAX_PIXELS:,} pixels"
+            )
+        if c.dim() == 4 and c.shape[0] != 1:
+            raise UserError(f"decode_to_file takes one image, got a batch of {c.shape[0]}")
+        images = self.decode(c, size=size)
         pixels = to_channels(images_to_pixels(images)[0], channels or self.channels)
         return write_image(pixels, path, force=force)
