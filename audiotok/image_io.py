@@ -19,6 +19,7 @@ The image twin of :mod:`audiotok.audio_io`, below the tokenizer, batch and eval 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if p.stat().st_size == 0:
         raise UserError(f"{p}: file is empty (0 bytes)")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():  # our own limit below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise UserError(f"{p}: {w}x{h} image; at most {MAX_PIXELS:,} pixels")
@@ -104,6 +108,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return _to_array(img, str(p))
     except UserError:
         raise
+    except Image.DecompressionBombError:  # Pillow's own limit, checked inside open()
+        raise UserError(f"{p}: image too large; at most {MAX_PIXELS:,} pixels") from None
     except UnidentifiedImageError:
         raise UserError(f"{p}: not an image (or a format Pillow cannot read)") from None
     except OSError as e:
