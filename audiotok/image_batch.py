@@ -78,6 +78,10 @@ def encode_image_files(
     k = tokenizer.num_codebooks if num_codebooks is None else int(num_codebooks)
     if not 1 <= k <= tokenizer.num_codebooks:
         raise UserError(f"--num-codebooks must be 1..{tokenizer.num_codebooks}, got {k}")
+    if k != tokenizer.num_codebooks and not tokenizer.supports_partial_codebooks:
+        raise UserError(
+            f"--num-codebooks {k}: this model needs all {tokenizer.num_codebooks} codebooks"
+        )
     listener = listener or BatchListener()
     jobs, failed, single = plan_jobs(
         inputs, out, IMAGE_EXTENSIONS, TOKEN_SUFFIXES, "." + token_format, listener

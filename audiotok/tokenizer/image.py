@@ -109,6 +109,11 @@ class ImageTokenizer:
         return int(self.model.codebook_size)
 
     @property
+    def supports_partial_codebooks(self) -> bool:
+        """True when the first ``k < K`` codebooks decode too (residual quantizers)."""
+        return bool(self.model.supports_partial_codebooks)
+
+    @property
     def vocab_size(self) -> int:
         """Distinct LM ids over all codebooks, ``num_codebooks * codebook_size``."""
         return self.num_codebooks * self.codebook_size

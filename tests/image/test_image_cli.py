@@ -122,6 +122,8 @@ def test_bad_inputs_are_one_line(tmp_path: Path, models: dict[str, str]) -> None
         ("decode", str(tmp_path / "x.npy"), "-m", models["two"]),
         ("eval", str(tmp_path / "empty"), "-m", models["grey"], "-o", str(tmp_path / "r")),
         ("info", "no-such-model"),
+        ("encode", str(tmp_path / "x.png"), "-m", models["grey"], "-k", "2"),
+        ("encode", str(tmp_path / "x.png"), "-m", models["grey"], "-b", "3"),
     ]
     for args in cases:
         code, _, err = run(*args)

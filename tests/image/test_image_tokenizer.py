@@ -106,3 +106,15 @@ def test_bad_input_is_one_line() -> None:
         with pytest.raises(UserError) as info:
             call()
         assert "\n" not in str(info.value)
+
+
+def test_residual_prefix_of_codebooks() -> None:
+    tok = _tok("residual")
+    assert tok.supports_partial_codebooks and not _tok().supports_partial_codebooks
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    full = tok.encode(x)
+    first = tok.encode(x, num_codebooks=1)
+    assert first.shape == (2, 1, 2, 2) and torch.equal(first, full[:, :1])
+    assert tok.decode(first, size=(8, 8)).shape == (2, 3, 8, 8)
+    with pytest.raises(UserError):
+        _tok().encode(x, num_codebooks=2)
