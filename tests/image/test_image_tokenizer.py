@@ -110,11 +110,12 @@ def test_bad_input_is_one_line() -> None:
 
 def test_residual_prefix_of_codebooks() -> None:
     tok = _tok("residual")
-    assert tok.supports_partial_codebooks and not _tok().supports_partial_codebooks
+    product = _tok("product")  # K = 2 codebooks over channel groups: both needed
+    assert tok.supports_partial_codebooks and not product.supports_partial_codebooks
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     full = tok.encode(x)
     first = tok.encode(x, num_codebooks=1)
     assert first.shape == (2, 1, 2, 2) and torch.equal(first, full[:, :1])
     assert tok.decode(first, size=(8, 8)).shape == (2, 3, 8, 8)
     with pytest.raises(UserError):
-        _tok().encode(x, num_codebooks=2)
+        product.encode(x, num_codebooks=1)
