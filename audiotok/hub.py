@@ -35,9 +35,10 @@ from typing import Any
 import torch
 
 from audiotok import __version__
-from audiotok.atomic import commit, create_temp, default_mode, describe_os_error
+from audiotok.atomic import describe_os_error
 from audiotok.audio.base import AudioCodec
 from audiotok.errors import UserError
+from audiotok.exports import CONFIG_NAME, EXPORT_FILES, WEIGHTS_NAME, write_export
 from audiotok.migrations import FORMAT_VERSION, format_version_of, migrate_config, migrate_state
 from audiotok.registry import MODEL_FAMILIES, model_id_for
 from audiotok.statedict import load_state_strict
@@ -64,10 +65,6 @@ __all__ = [
 ]
 
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-#: The files an export writes; ``force`` replaces these and nothing else in the folder.
-EXPORT_FILES = (CONFIG_NAME, WEIGHTS_NAME)
 #: Largest integer accepted anywhere in a ``config.json`` model config (and at most 4096
 #: codebooks), checked before anything is built.
 MAX_CONFIG_INT = 1 << 24
@@ -127,27 +124,9 @@ def save_pretrained(
             or cannot be written (permission, disk full, ...).
         ValueError: the model's family is not registered.
     """
-    from safetensors.torch import save_model
-
     family = getattr(model, "family", None)
     if MODEL_FAMILIES.get(family) is not type(model):
         raise ValueError(f"{type(model).__name__} is not a registered model family")
-    dest = Path(directory)
-    if dest.exists() and not dest.is_dir():
-        raise UserError(f"{dest}: exists and is not a directory")
-    present = [n for n in EXPORT_FILES if (dest / n).exists() or (dest / n).is_symlink()]
-    for name in present:
-        if not (dest / name).is_file():
-            raise UserError(f"{dest / name}: is in the way (not a regular file)")
-    if present and not force:
-        raise UserError(
-            f"{dest}: already holds an exported model ({', '.join(present)}); "
-            "use force=True / --force to replace it"
-        )
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{dest}: cannot create folder ({describe_os_error(e)})") from None
     info = {
         "family": family,
         "audiotok_version": __version__,
@@ -155,25 +134,7 @@ def save_pretrained(
         "model_id": model_id or model_id_for(model),
         "config": model.config.to_dict(),
     }
-    temps: dict[str, Path] = {}
-    try:
-        for name in EXPORT_FILES:
-            fd, temps[name] = create_temp(dest / name)
-            os.close(fd)
-        temps[CONFIG_NAME].write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        save_model(model, str(temps[WEIGHTS_NAME]))
-        temps[WEIGHTS_NAME].chmod(default_mode())  # safetensors recreates it as 0600
-        # without force the config is the claim on the folder: a concurrent export loses
-        # there, before any weights are moved; with force the weights go first
-        order = (WEIGHTS_NAME, CONFIG_NAME) if force else (CONFIG_NAME, WEIGHTS_NAME)
-        for name in order:
-            commit(temps.pop(name), dest / name, force=force)
-    except OSError as e:
-        raise UserError(f"{dest}: cannot write the export ({describe_os_error(e)})") from None
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-    return dest
+    return write_export(model, directory, info, force=force)
 
 
 def read_pretrained_info(directory: str | os.PathLike) -> PretrainedInfo:

@@ -8,16 +8,14 @@ one place: :func:`register_family`. Every family class has a ``family`` name, a
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
-import torch
 from torch import nn
 
 from audiotok.audio.soundstream import SoundStream
 from audiotok.audio.vqvae import AudioVQVAE
 from audiotok.errors import UserError
+from audiotok.exports import model_id_for  # re-exported: the id's historical home
 from audiotok.image.vqvae import ImageVQVAE
 from audiotok.image.vqvae2 import ImageVQVAE2
 from audiotok.prior.gpt import GPT
@@ -76,20 +74,3 @@ def build_model(family: str, config: dict[str, Any]) -> nn.Module:
         return cls(cls.config_class.from_dict(config))  # type: ignore[attr-defined]
     except (ValueError, TypeError) as exc:
         raise UserError(f"bad model.config for {family}: {exc}") from None
-
-
-def model_id_for(model: nn.Module) -> str:
-    """A short stable id of a model: the first 12 hex digits of a SHA-256 over its family,
-    config and every state-dict tensor (name, dtype, shape, bytes).
-
-    The same weights give the same id before and after a save/load round trip.
-    """
-    h = hashlib.sha256()
-    family = getattr(model, "family", type(model).__name__)
-    config = model.config.to_dict() if hasattr(model, "config") else {}
-    h.update(json.dumps({"family": family, "config": config}, sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:12]

@@ -21,30 +21,31 @@ from typing import Any
 from torch import nn
 
 from audiotok.errors import UserError
+from audiotok.exports import CONFIG_NAME, WEIGHTS_NAME, model_id_for, write_export
 
 FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
-def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
+def save_pretrained(model: nn.Module, directory: str | Path, *, force: bool = False) -> Path:
     """Write ``directory/config.json`` and ``directory/model.safetensors``; returns the folder.
 
-    ``model`` needs a ``family`` class attribute and a ``config`` with ``to_dict()``.
-    """
-    from safetensors.torch import save_file
+    ``model`` needs a ``family`` class attribute and a ``config`` with ``to_dict()``. Written
+    by :func:`audiotok.exports.write_export`, as tokenizers are: atomic, with the umask, and
+    an existing export is replaced only with ``force`` (other files in the folder are kept).
+    ``config.json`` records ``model_id`` (:func:`~audiotok.exports.model_id_for`) like a
+    tokenizer export.
 
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    Raises:
+        UserError: the folder already holds an export and ``force`` is false, or a write
+            fails.
+    """
     meta = {
         "format_version": FORMAT_VERSION,
         "family": model.family,
+        "model_id": model_id_for(model),
         "config": model.config.to_dict(),
     }
-    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
-    (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-    return out
+    return write_export(model, directory, meta, force=force)
 
 
 def read_config(directory: str | Path) -> tuple[str, dict[str, Any], Path]:
