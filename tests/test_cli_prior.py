@@ -63,7 +63,12 @@ def test_tokenize_train_generate_eval(tmp_path: Path) -> None:
     # a second run does not overwrite without --force
     res = _cli("generate", "--prior", "prior", "--seconds", "0.5", "-o", "gen", cwd=tmp_path)
     assert res.returncode == 1 and "already exists" in res.stderr
-    res = _cli("generate", "--seconds", "1", cwd=tmp_path)
+    # the bundled default tokenizer finds its bundled prior; a model folder has none
+    res = _cli("generate", "--seconds", "1", "-o", "bundled", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "bundled" / "sample_0.wav").exists()
+    model_dir = str(ROOT / "audiotok" / "pretrained" / "default")
+    res = _cli("generate", "--seconds", "1", "--model", model_dir, cwd=tmp_path)
     assert res.returncode == 1 and "--prior" in res.stderr and "Traceback" not in res.stderr
 
     res = _cli("eval-prior", "prior", "tok", "-o", "report", cwd=tmp_path)
