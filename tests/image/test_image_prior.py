@@ -192,3 +192,14 @@ def test_prior_task_gives_unlabelled_images_the_null_class() -> None:
     metrics, _ = task.validation_step((codes, torch.tensor([2, -1, 0])))
     assert metrics["uniform_bits_per_image"] == 49 * 4
     assert metrics["bits_per_image"] == pytest.approx(metrics["bits_per_frame"] * 49)
+
+
+@pytest.mark.skipif(bundled_prior_dir("fmnist") is None, reason="bundled prior not installed")
+def test_bundled_fmnist_prior_matches_the_bundled_tokenizer() -> None:
+    import audiotok
+    from audiotok.prior import load_prior
+
+    prior, tok = load_prior(bundled_prior_dir("fmnist")), audiotok.load("fmnist")
+    assert prior.config.tokenizer_id == tok.model_id  # retrain the prior when fmnist changes
+    assert tuple(prior.config.latent_shape) == tok.latent_shape(28, 28)
+    assert prior.config.codebook_size == tok.codebook_size and prior.config.num_classes == 10
