@@ -106,6 +106,8 @@ def encode_files(
     token_format: str = "npy",
     force: bool = False,
     listener: BatchListener | None = None,
+    lm: Any = None,
+    lm_context: int | None = None,
 ) -> BatchResult:
     """Encode audio files to token files (codes ``(K, T')`` + metadata), in bounded memory;
     with an image model, image files to ``(K, H', W')`` token files
@@ -121,6 +123,10 @@ def encode_files(
         token_format: ``"npy"`` (plain array + trailer) or ``"npz"``.
         force: replace existing token files.
         listener: follows the batch (progress, failures as they happen).
+        lm: a GPT prior over this tokenizer's codes (object, export folder, or ``"default"``
+            for the model's bundled prior): write ``<stem>.atlm`` files, arithmetic-coded
+            under the prior (:mod:`audiotok.lmcodes`), with the prior's K codebooks.
+        lm_context: frames of context the prior codes with (default: its own context).
 
     Returns:
         Every file's outcome; with ``num_codebooks``, ``frame_rate`` and ``bitrate`` (kbps).
@@ -132,6 +138,8 @@ def encode_files(
     from audiotok.atomic import check_destination
     from audiotok.audio_io import AUDIO_EXTENSIONS
     from audiotok.codes import write_codes
+    from audiotok.lmcodes import SUFFIX as LM_SUFFIX
+    from audiotok.lmcodes import write_lm_file
 
     if token_format not in ("npy", "npz"):
         raise UserError(f"--format must be npy or npz, got {token_format!r}")
@@ -151,9 +159,18 @@ def encode_files(
             force=force,
             listener=listener,
         )
-    k = tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
+    prior = None if lm is None else load_lm_prior(lm, tokenizer, tok)
+    if prior is not None:
+        if token_format != "npy":
+            raise UserError("--lm writes .atlm files; leave out --format")
+        k = prior.config.num_codebooks
+        if (num_codebooks or k) != k or bitrate not in (None, tok.bitrates[k - 1]):
+            raise UserError(f"--lm: the prior codes exactly {k} codebooks; drop -k/--bitrate")
+    else:
+        k = tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
+    suffix = LM_SUFFIX if prior is not None else "." + token_format
     jobs, failed, single = plan_jobs(
-        inputs, out, AUDIO_EXTENSIONS, TOKEN_SUFFIXES, "." + token_format, listener
+        inputs, out, AUDIO_EXTENSIONS, TOKEN_SUFFIXES | {LM_SUFFIX}, suffix, listener
     )
     if single and token_format == "npz" and Path(out).suffix.lower() != ".npz":  # type: ignore[arg-type]
         raise UserError(f"{out}: --format npz needs a .npz file name")
@@ -162,7 +179,10 @@ def encode_files(
         if src.is_file():  # an existing output or a folder in the way: before the slow part
             check_destination(to, force)
         codes, meta = tok.encode_file(src, num_codebooks=k, progress=progress)
-        write_codes(to, codes, meta, force=force)
+        if prior is not None:
+            write_lm_file(to, codes, prior, meta, context=lm_context, force=force)
+        else:
+            write_codes(to, codes, meta, force=force)
         return FileResult(src, to, seconds=meta.length / meta.sample_rate, tokens=codes.numel())
 
     results = run_jobs(jobs, work, listener)
@@ -178,6 +198,7 @@ def decode_files(
     original_rate: bool = True,
     force: bool = False,
     listener: BatchListener | None = None,
+    lm: Any = None,
 ) -> BatchResult:
     """Decode token files to audio, at the source's sample rate, exact length and channels.
 
@@ -199,6 +220,8 @@ def decode_files(
             ``False``: the model's rate and channels.
         force: replace the output file (never the source recording).
         listener: follows the batch (progress, failures as they happen).
+        lm: the prior that wrote ``.atlm`` inputs (as for :func:`encode_files`); an
+            ``.atlm`` file without it fails with one line.
 
     Returns:
         Every file's outcome (``kept`` names a recording that was left alone).
@@ -208,17 +231,21 @@ def decode_files(
     """
     from audiotok.audio_io import AUDIO_EXTENSIONS, check_output_path
     from audiotok.codes import read_codes
+    from audiotok.lmcodes import SUFFIX as LM_SUFFIX
+    from audiotok.lmcodes import read_lm_file
 
     listener = listener or BatchListener()
-    tok = _load(_model_of(inputs) if tokenizer is None else tokenizer)
+    name = _model_of(inputs) if tokenizer is None else tokenizer
+    tok = _load(name)
     if tok.modality == "image":
         from audiotok.image_batch import decode_image_files
 
         return decode_image_files(
             inputs, tok, out=out, original_size=original_rate, force=force, listener=listener
         )
+    prior = None if lm is None else load_lm_prior(lm, name, tok)
     jobs, failed, single = plan_jobs(
-        inputs, out, TOKEN_SUFFIXES, AUDIO_EXTENSIONS, ".wav", listener
+        inputs, out, TOKEN_SUFFIXES | {LM_SUFFIX}, AUDIO_EXTENSIONS, ".wav", listener
     )
     kept: dict[Path, Path] = {}  # song.decoded.wav -> the song.wav (a recording) it avoided
     if not single:
@@ -227,7 +254,12 @@ def decode_files(
         jobs = moved
 
     def work(src: Path, to: Path, progress: Progress | None) -> FileResult:
-        codes, meta = read_codes(src, tok)
+        if src.suffix.lower() != LM_SUFFIX:
+            codes, meta = read_codes(src, tok)
+        elif prior is None:
+            raise UserError(f"{src}: LM-coded token file; pass --lm with the prior that wrote it")
+        else:
+            codes, meta = read_lm_file(src, prior, tok)
         check_output_path(to, force)
         length, rate, channels = (meta.length, None, None) if meta else (None, None, None)
         if meta and original_rate:
@@ -246,3 +278,26 @@ def decode_files(
         return FileResult(src, to, seconds=seconds, kept=kept.get(to))
 
     return BatchResult(tuple(failed + run_jobs(jobs, work, listener)))
+
+
+def load_lm_prior(lm: Any, model: Any, tok: Any) -> Any:
+    """The GPT prior ``--lm`` names: a prior object, an export folder, or
+    ``"default"`` (the prior bundled for the bundled ``model``); refused unless it models
+    ``tok``'s codes (:func:`audiotok.generation.check_pair`)."""
+    from audiotok.generation import check_pair
+    from audiotok.image_generation import bundled_prior_dir
+
+    prior = lm
+    if isinstance(lm, str | os.PathLike):
+        source: Any = lm
+        if str(lm) == "default":
+            source = bundled_prior_dir(model if isinstance(model, str) else "")
+            if source is None:
+                raise UserError(f"--lm default: no prior is bundled for model {model!r}")
+        from audiotok.prior import load_prior
+
+        prior = load_prior(source)
+    if not hasattr(prior, "context_frames"):
+        raise UserError("--lm needs an autoregressive (GPT) prior, not a masked one")
+    check_pair(tok, prior)
+    return prior

@@ -193,6 +193,15 @@ def encode(
     ),
     fmt: str = typer.Option("npy", "--format", "-f", help="npy (plain + trailer) or npz."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing token files."),
+    lm: str | None = typer.Option(
+        None,
+        "--lm",
+        help="Arithmetic-code the tokens under a prior (an export folder, or 'default' for "
+        "the model's bundled prior): <stem>.atlm at about the prior's cross-entropy.",
+    ),
+    lm_context: int | None = typer.Option(
+        None, "--lm-context", help="Frames of context for --lm (default: the prior's)."
+    ),
 ) -> None:
     """Encode audio files to token files <stem>.npy (codes (K, T') + metadata).
 
@@ -210,6 +219,8 @@ def encode(
             token_format=fmt,
             force=force,
             listener=listener,
+            lm=lm,
+            lm_context=lm_context,
         )
     )
     if result.modality == "image":
@@ -228,7 +239,9 @@ def encode(
 
 @app.command()
 def decode(
-    tokens: list[str] = typer.Argument(..., help="Token files (.npy/.npz), folders or globs."),
+    tokens: list[str] = typer.Argument(
+        ..., help="Token files (.npy/.npz, .atlm with --lm), folders or globs."
+    ),
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -251,6 +264,9 @@ def decode(
     force: bool = typer.Option(
         False, "--force", help="Overwrite the output file (never the source recording)."
     ),
+    lm: str | None = typer.Option(
+        None, "--lm", help="The prior that wrote .atlm inputs (folder, or 'default')."
+    ),
 ) -> None:
     """Decode token files to audio at the source's sample rate, exact length and channels.
 
@@ -270,7 +286,13 @@ def decode(
 
     result = _run_batch(
         lambda listener: decode_files(
-            tokens, model, out=out, original_rate=original_rate, force=force, listener=listener
+            tokens,
+            model,
+            out=out,
+            original_rate=original_rate,
+            force=force,
+            listener=listener,
+            lm=lm,
         )
     )
     what = "" if result.modality == "image" else f": {result.seconds:.2f} s of audio"
