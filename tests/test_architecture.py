@@ -291,9 +291,13 @@ def test_prior_sees_integer_codes_only() -> None:
             for name in names:
                 parts = name.split(".")
                 if parts[0] == "audiotok":
-                    assert len(parts) > 1 and parts[1] in {"errors", "config", "prior", "exports", "atomic"}, (
-                        f"prior/{path.name} imports {name}"
-                    )
+                    assert len(parts) > 1 and parts[1] in {
+                        "errors",
+                        "config",
+                        "prior",
+                        "exports",
+                        "atomic",
+                    }, f"prior/{path.name} imports {name}"
                 else:
                     assert parts[0] in allowed, f"prior/{path.name} imports {parts[0]}"
 
