@@ -23,7 +23,7 @@ from audiotok import __version__
 from audiotok.audio_io import AudioReader, check_sample_rate
 from audiotok.codes import CodesMeta
 from audiotok.errors import UserError
-from audiotok.registry import model_id_for
+from audiotok.tokenizer.base import ModelTokenizer
 from audiotok.tokenizer.chunking import (
     Window,
     decode_windows,
@@ -47,7 +47,7 @@ from audiotok.tokenizer.streaming import StreamPlanner, write_stream
 __all__ = ["AudioTokenizer"]
 
 
-class AudioTokenizer:
+class AudioTokenizer(ModelTokenizer):
     """Tokenize audio with an :class:`~audiotok.audio.base.AudioCodec`.
 
     Satisfies :class:`~audiotok.tokenizer.protocol.AudioTokenizerProtocol`.
@@ -127,36 +127,9 @@ class AudioTokenizer:
         return [float(self.model.bitrate_for(k)) for k in range(1, self.num_codebooks + 1)]
 
     @property
-    def vocab_size(self) -> int:
-        """Distinct tokens over all codebooks, ``num_codebooks * codebook_size``."""
-        return self.num_codebooks * self.codebook_size
-
-    @property
     def receptive_field(self) -> int:
         """Samples of encoder context on each side of a frame."""
         return int(self.model.receptive_field)
-
-    @property
-    def num_parameters(self) -> int:
-        """Parameters of the model."""
-        return sum(p.numel() for p in self.model.parameters())
-
-    @property
-    def model_id(self) -> str:
-        """Id written into token files; codes from another id are refused."""
-        if self._model_id is None:
-            self._model_id = model_id_for(self.model)
-        return self._model_id
-
-    @property
-    def family(self) -> str:
-        """The model family name."""
-        return str(getattr(self.model, "family", type(self.model).__name__))
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model runs."""
-        return next(self.model.parameters()).device
 
     @property
     def decoder_context(self) -> int | None:

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from audiotok import __version__
 from audiotok.codes import ImageCodesMeta
 from audiotok.errors import UserError
-from audiotok.registry import model_id_for
+from audiotok.tokenizer.base import ModelTokenizer
 
 __all__ = ["ImageTokenizer", "pixels_to_images", "images_to_pixels"]
 
@@ -69,7 +69,7 @@ def images_to_pixels(images: Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-class ImageTokenizer:
+class ImageTokenizer(ModelTokenizer):
     """Tokenize images with an :class:`~audiotok.image.base.ImageCodec`.
 
     Args:
@@ -114,11 +114,6 @@ class ImageTokenizer:
         return bool(self.model.supports_partial_codebooks)
 
     @property
-    def vocab_size(self) -> int:
-        """Distinct LM ids over all codebooks, ``num_codebooks * codebook_size``."""
-        return self.num_codebooks * self.codebook_size
-
-    @property
     def levels(self) -> dict[str, dict[str, int]] | None:
         """VQ-VAE-2: ``{"top": {"rows", "downsample_factor"}, "bottom": {...}}`` (the bottom's
         rows in the packed codes are ``r * r * Kb``); ``None`` for single-level models."""
@@ -136,28 +131,6 @@ class ImageTokenizer:
                 "downsample_factor": int(m.bottom_downsample_factor),
             },
         }
-
-    @property
-    def num_parameters(self) -> int:
-        """Parameters of the model."""
-        return sum(p.numel() for p in self.model.parameters())
-
-    @property
-    def model_id(self) -> str:
-        """Id written into token files; codes from another id are refused."""
-        if self._model_id is None:
-            self._model_id = model_id_for(self.model)
-        return self._model_id
-
-    @property
-    def family(self) -> str:
-        """The model family name."""
-        return str(getattr(self.model, "family", type(self.model).__name__))
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model runs."""
-        return next(self.model.parameters()).device
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H', W') = (ceil(H / f), ceil(W / f))``, the code grid of an ``H x W`` image."""
