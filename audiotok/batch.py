@@ -169,9 +169,8 @@ def encode_files(
     else:
         k = tok.num_codebooks_for(num_codebooks=num_codebooks, bitrate=bitrate)
     suffix = LM_SUFFIX if prior is not None else "." + token_format
-    jobs, failed, single = plan_jobs(
-        inputs, out, AUDIO_EXTENSIONS, TOKEN_SUFFIXES | {LM_SUFFIX}, suffix, listener
-    )
+    outputs = frozenset({LM_SUFFIX}) if prior is not None else TOKEN_SUFFIXES
+    jobs, failed, single = plan_jobs(inputs, out, AUDIO_EXTENSIONS, outputs, suffix, listener)
     if single and token_format == "npz" and Path(out).suffix.lower() != ".npz":  # type: ignore[arg-type]
         raise UserError(f"{out}: --format npz needs a .npz file name")
 
