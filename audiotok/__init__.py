@@ -9,6 +9,7 @@ no side effects (no torch import, no file access, no network)::
     wav = tok.decode(codes)                 # (B, C, T) float at tok.sample_rate
     result = audiotok.encode_files(["music/"], tok, out="tokens/")  # what `audiotok encode` does
     result.failed                           # the files that could not be encoded, and why
+    prior = audiotok.load_prior("default")  # the bundled prior over the default's codes
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "load",
     "save_pretrained",
     "load_pretrained",
+    "load_prior",
     "Tokenizer",
     "AudioTokenizer",
     "ImageTokenizer",
@@ -34,6 +36,7 @@ _LAZY = {
     "load": ("audiotok.hub", "load"),
     "save_pretrained": ("audiotok.hub", "save_pretrained"),
     "load_pretrained": ("audiotok.hub", "load_pretrained"),
+    "load_prior": ("audiotok.hub", "load_prior"),
     "Tokenizer": ("audiotok.tokenizer", "Tokenizer"),
     "AudioTokenizer": ("audiotok.tokenizer", "AudioTokenizer"),
     "ImageTokenizer": ("audiotok.tokenizer", "ImageTokenizer"),
@@ -44,7 +47,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from audiotok.batch import BatchResult, decode_files, encode_files
-    from audiotok.hub import load, load_pretrained, save_pretrained
+    from audiotok.hub import load, load_pretrained, load_prior, save_pretrained
     from audiotok.tokenizer import AudioTokenizer, ImageTokenizer, Tokenizer
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "read_pretrained_info",
     "load_pretrained",
     "load",
+    "load_prior",
 ]
 
 
@@ -367,3 +368,27 @@ def load(
         )
     model = load_pretrained(directory, device=device)
     return tokenizer_class(model, model_id=info.model_id or None)
+
+
+def load_prior(
+    name_or_path: str | os.PathLike = "default", device: str | torch.device = "cpu"
+) -> Any:
+    """Load a token prior: the one bundled for a bundled tokenizer (``"default"``,
+    ``"fmnist"``: ``audiotok/pretrained/<name>_prior``) or an exported prior folder.
+
+    Returns:
+        A :class:`~audiotok.prior.GPT` or :class:`~audiotok.prior.MaskedPrior` in eval mode;
+        ``prior.generate(...)`` samples codes, ``prior.score(codes)`` gives their bits.
+
+    Raises:
+        UserError: no prior is bundled for that name, or the folder does not load.
+    """
+    from audiotok.prior import load_prior as _load_prior
+
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and text in BUNDLED_MODELS:
+        folder = BUNDLED_MODELS[text].parent / f"{text}_prior"
+        if not (folder / CONFIG_NAME).is_file():
+            raise UserError(f"no prior is bundled for model {text!r}; pass a prior folder")
+        return _load_prior(folder, device=device)
+    return _load_prior(name_or_path, device=device)

@@ -52,3 +52,15 @@ def test_bundled_prior_refuses_another_tokenizer(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="trained on codes of model"):
         check_pair(Other(), prior)
+
+
+def test_load_prior_by_bundled_name_or_folder(tmp_path: Path) -> None:
+    from audiotok.errors import UserError
+
+    prior = audiotok.load_prior("default")
+    assert prior.config.tokenizer_id == audiotok.load("default").model_id
+    again = audiotok.load_prior(str(bundled_prior_dir("default")))
+    for a, b in zip(prior.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(UserError):
+        audiotok.load_prior(tmp_path / "nothing")
