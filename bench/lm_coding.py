@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/lm_coding.py                                  # the demo prior, 4 dev files
+    python bench/lm_coding.py --tokens tokens/dev               # the bundled prior, 4 files
     python bench/lm_coding.py --prior DIR --tokens DIR --files 8 --max-frames 1500
 
 For a few files of a token folder (``audiotok.data.shards.TokenShards``; files spread evenly
@@ -37,8 +37,8 @@ import torch
 
 from audiotok.codes import codes_dtype
 from audiotok.data.shards import TokenShards
+from audiotok.hub import load_prior
 from audiotok.lmcodes import decode_lm_bytes, encode_lm_bytes
-from audiotok.prior.pretrained import load_prior
 
 
 def _npy_bytes(codes: np.ndarray, codebook_size: int) -> bytes:
@@ -49,8 +49,8 @@ def _npy_bytes(codes: np.ndarray, codebook_size: int) -> bytes:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prior", default="/root/runs/prior_demo/export")
-    ap.add_argument("--tokens", default="/root/runs/prior_demo/tokens/dev")
+    ap.add_argument("--prior", default="default", help="a prior folder, or 'default' (bundled)")
+    ap.add_argument("--tokens", required=True, help="a token folder (audiotok tokenize)")
     ap.add_argument("--files", type=int, default=4, help="how many files (spread evenly)")
     ap.add_argument("--max-frames", type=int, default=0, help="crop each file (0: whole)")
     ap.add_argument(
