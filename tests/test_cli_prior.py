@@ -48,6 +48,9 @@ def test_tokenize_train_generate_eval(tmp_path: Path) -> None:
     # the export records whose codes the prior models
     config = json.loads((tmp_path / "prior" / "config.json").read_text())["config"]
     assert config["tokenizer_id"] == meta["tokenizer"]["model_id"]
+    # ... and a context no longer than the 2 s windows it trained on (150 frames + 7 delay
+    # steps), not the recipe's block_size of 256 (positions past the window were never trained)
+    assert config["block_size"] == 157
 
     res = _cli(
         "generate", "--prior", "prior", "--prompt", str(audio / "clip0.wav"),

@@ -57,5 +57,11 @@ def export_checkpoint(
         if value and getattr(model.config, key, None) in ("", ()):
             value = tuple(value) if isinstance(value, list) else value
             model.config = dataclasses.replace(model.config, **{key: value})
+    window = int(task_state.get("window_frames") or 0)
+    if window and hasattr(model, "context_frames") and window < model.context_frames:
+        # RoPE positions past the training window were never trained; scoring and sampling
+        # with them cost the demo prior 5 points of compression (19.9 % vs 25.0 % below raw)
+        steps = model.config.pattern.num_steps(window)
+        model.config = dataclasses.replace(model.config, block_size=steps)
     model.eval()
     return save_pretrained(model, out_dir, force=force)

@@ -51,8 +51,10 @@ class PriorTask:
         frame_rate: float,
         tokenizer_id: str = "",
         latent_shape: tuple[int, ...] = (),
+        window_frames: int = 0,
     ) -> None:
         self.generator = model
+        self.window_frames = int(window_frames)
         self.frame_rate = float(frame_rate)
         self.tokenizer_id = tokenizer_id
         self.latent_shape = tuple(latent_shape)
@@ -119,9 +121,14 @@ class PriorTask:
         return metrics, None
 
     def state_dict(self) -> dict[str, Any]:
-        """The tokenizer the codes came from and the image grid (``export`` writes them into
-        the prior's config)."""
-        return {"tokenizer_id": self.tokenizer_id, "latent_shape": list(self.latent_shape)}
+        """The tokenizer the codes came from, the image grid and the training window in
+        frames (``export`` writes them into the prior's config: a context longer than the
+        window would use positions that were never trained)."""
+        return {
+            "tokenizer_id": self.tokenizer_id,
+            "latent_shape": list(self.latent_shape),
+            "window_frames": self.window_frames,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
@@ -190,7 +197,8 @@ class PriorTaskBuilder:
                 f"{wanted} (model.config.tokenizer_id)"
             )
         shape = info.latent_shape if info.modality == "image" else ()
-        return PriorTask(model, info.frame_rate, info.model_id, shape)
+        window = self._frames(config, TokenShards(d.train), unwrap(model))
+        return PriorTask(model, info.frame_rate, info.model_id, shape, window)
 
     def build_datasets(
         self, config: TrainConfig, model: nn.Module, dist: DistInfo
