@@ -47,6 +47,7 @@ __all__ = [
     "check_destination",
     "default_mode",
     "open_atomic",
+    "write_text_atomic",
 ]
 
 #: Part of every temporary file's name; scans skip names that contain it.
@@ -230,3 +231,14 @@ def open_atomic(
         tmp.unlink(missing_ok=True)
         raise
     commit(tmp, dest, force=force)
+
+
+def write_text_atomic(dest: str | os.PathLike, text: str, *, force: bool = True) -> Path:
+    """Write ``text`` (UTF-8) to ``dest`` through :func:`open_atomic`; returns ``dest``.
+
+    ``force`` defaults to True: the callers are report writers whose ``report.md`` /
+    ``report.json`` belong to the command itself (a rerun refreshes them).
+    """
+    with open_atomic(dest, force=force, text=True) as f:
+        f.write(text)
+    return Path(dest)

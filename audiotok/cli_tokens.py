@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from audiotok.atomic import write_text_atomic
 from audiotok.errors import UserError
 
 __all__ = ["register", "load_any_prior"]
@@ -245,8 +246,8 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
             typer.echo(text)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                (out / "report.md").write_text(text + "\n")
-                (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+                write_text_atomic(out / "report.md", text + "\n")
+                write_text_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")
             return report
 
         run_or_exit(_run)
@@ -337,8 +338,8 @@ def _eval_image_prior(net: Any, shards: Any, fit: Path | None, out: Path | None)
     typer.echo(text)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(text + "\n")
-        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        write_text_atomic(out / "report.md", text + "\n")
+        write_text_atomic(out / "report.json", json.dumps(report, indent=1) + "\n")
     return report
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audiotok.atomic import write_text_atomic
 from audiotok.errors import UserError
 
 __all__ = ["ImageEvalReport", "evaluate_images", "render_image_markdown"]
@@ -232,16 +233,9 @@ def evaluate_images(
         report.grid_path = write_image(_grid(*shown), out / "grid.png", force=True)
     data = {"inputs": [str(i) for i in inputs], "model": model, "summary": summary}
     data["failed"] = failed
-    _write_text(report.json_path, json.dumps(data, indent=2) + "\n")
-    _write_text(report.markdown_path, render_image_markdown(report, inputs))
+    write_text_atomic(report.json_path, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(report.markdown_path, render_image_markdown(report, inputs))
     return report
-
-
-def _write_text(path: Path, text: str) -> None:
-    from audiotok.atomic import open_atomic
-
-    with open_atomic(path, force=True, text=True) as f:
-        f.write(text)
 
 
 def render_image_markdown(report: ImageEvalReport, inputs: Sequence[Any] = ()) -> str:

@@ -7,7 +7,6 @@ reads top to bottom and the layout of the written report can change on its own.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiotok.atomic import commit, create_temp
+from audiotok.atomic import write_text_atomic
 from audiotok.eval.plots import plot_code_usage, plot_spectrograms
 from audiotok.eval.results import EvalReport
 
@@ -36,18 +35,6 @@ def fmt(value: Any, spec: str = "{:.3g}") -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
     return spec.format(value)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # audiotok.atomic: a clearly named temporary file and the umask's mode (not mkstemp's 0600)
-    fd, tmp = create_temp(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    commit(tmp, path, force=True)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -183,5 +170,5 @@ def _timing_table(timing: dict[str, dict[str, float]]) -> list[str]:
 def write_report(report: EvalReport) -> None:
     """Write ``report.json`` and ``report.md`` into ``report.out_dir`` (atomically)."""
     text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
-    _atomic_write(report.json_path, text + "\n")
-    _atomic_write(report.markdown_path, render_markdown(report))
+    write_text_atomic(report.json_path, text + "\n")
+    write_text_atomic(report.markdown_path, render_markdown(report))
