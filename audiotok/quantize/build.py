@@ -48,7 +48,7 @@ SPEC_KEYS: dict[str, dict[str, Any]] = {
         "dead_code_threshold": 2.0,
         "dead_code_fraction": None,
     },
-    "residual": {"num_codebooks": 8, "dropout": 0.0, "stage": None},
+    "residual": {"num_codebooks": 8, "dropout": 0.0, "latent_loss": 0.0, "stage": None},
     "product": {"groups": 2, "stage": None},
     "grouped_residual": {"groups": 2, "num_codebooks": 8, "dropout": 0.0, "stage": None},
     "fsq": {"levels": [8, 5, 5, 5]},
@@ -113,7 +113,10 @@ def build_quantizer(spec: Mapping[str, Any], dim: int) -> Quantizer:
         )
     if kind == "residual":
         return ResidualQuantizer.from_factory(
-            _stage_factory(o, dim, kind), o["num_codebooks"], dropout=o["dropout"]
+            _stage_factory(o, dim, kind),
+            o["num_codebooks"],
+            dropout=o["dropout"],
+            latent_loss=o["latent_loss"],
         )
     return _build_more(kind, o, dim)
 

@@ -15,6 +15,15 @@ sample uses only the first ``n ~ U{1..K}`` stages, so one model serves every bit
 active samples are fed to a stage, so EMA statistics are not polluted by dropped samples;
 every stage is still called on every step (with an empty batch if needed) so that
 distributed collectives inside the stages stay in lockstep across ranks.
+
+*Latent-space loss* (``latent_loss > 0``). The identity straight-through gradient assumes
+``quantized ~ z``. Stages that quantize in a projected, l2-normalised space (DAC's codes) only
+have losses in that space, so nothing holds their output near their input in the latent
+space: in the first v2 default run the encoder latent grew to a norm of ~740 while each stage
+added ~3, every stage saw nearly the same residual, and codebooks 3-8 carried nothing
+(mel@4 = mel). With ``latent_loss`` each stage adds, in the latent space,
+``||sg(r_i) - output_path(c_i)||^2`` (its output fits its input, through ``project_out``) and
+``||r_i - sg(q_i)||^2`` (SoundStream's commitment, which bounds the encoder's scale).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiotok.quantize import functional as QF
@@ -38,18 +48,24 @@ class ResidualQuantizer(Quantizer):
             a single codebook each.
         dropout: probability that a training sample uses a random number of stages
             ``n in [1, K]`` instead of all of them (quantizer dropout); 0 disables it.
+        latent_loss: weight of the per-stage latent-space fit and commitment (module
+            docstring); 0 (the default) keeps only the stages' own losses.
 
     Shapes:
         ``forward(z: (B, ..., D), num_codebooks=k) -> quantized (B, ..., D), codes (B, ..., k)``.
         In training with dropout, the codes of the stages a sample skipped are ``-1``.
     """
 
-    def __init__(self, stages: Sequence[Quantizer], *, dropout: float = 0.0) -> None:
+    def __init__(
+        self, stages: Sequence[Quantizer], *, dropout: float = 0.0, latent_loss: float = 0.0
+    ) -> None:
         super().__init__()
         if len(stages) == 0:
             raise ValueError("a residual quantizer needs at least one stage")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        if not latent_loss >= 0.0:
+            raise ValueError(f"latent_loss must be >= 0, got {latent_loss}")
         dims = {s.dim for s in stages}
         sizes = {s.codebook_size for s in stages}
         if len(dims) != 1 or len(sizes) != 1:
@@ -64,15 +80,23 @@ class ResidualQuantizer(Quantizer):
         self.codebook_size = sizes.pop()
         self.num_codebooks = len(stages)
         self.dropout = dropout
+        self.latent_loss = float(latent_loss)
 
     @classmethod
     def from_factory(
-        cls, stage: Callable[[], Quantizer], num_codebooks: int, *, dropout: float = 0.0
+        cls,
+        stage: Callable[[], Quantizer],
+        num_codebooks: int,
+        *,
+        dropout: float = 0.0,
+        latent_loss: float = 0.0,
     ) -> ResidualQuantizer:
         """K identically configured (independently initialised) stages from ``stage()``."""
         if num_codebooks < 1:
             raise ValueError(f"num_codebooks must be >= 1, got {num_codebooks}")
-        return cls([stage() for _ in range(num_codebooks)], dropout=dropout)
+        return cls(
+            [stage() for _ in range(num_codebooks)], dropout=dropout, latent_loss=latent_loss
+        )
 
     @property
     def codes_have_codebook_dim(self) -> bool:
@@ -83,7 +107,8 @@ class ResidualQuantizer(Quantizer):
         return True
 
     def extra_repr(self) -> str:
-        return f"num_codebooks={self.num_codebooks}, dropout={self.dropout}"
+        extra = f", latent_loss={self.latent_loss}" if self.latent_loss else ""
+        return f"num_codebooks={self.num_codebooks}, dropout={self.dropout}{extra}"
 
     # -- public API (adds num_codebooks to the base contract) ------------------------------
     def forward(self, z: Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
@@ -126,6 +151,7 @@ class ResidualQuantizer(Quantizer):
         # stages with trainable output weights also get the reconstruction gradient
         with_params = torch.is_grad_enabled()
         loss = z.new_zeros(())
+        fit = self.latent_loss > 0 and self.training
         codes, counts = [], []
         for i, stage in enumerate(self.stages[:k]):
             active = None if n_used is None else (n_used > i).nonzero().squeeze(1)
@@ -133,13 +159,18 @@ class ResidualQuantizer(Quantizer):
                 out = stage._forward(residual)
                 q, c = out.quantized.detach(), out.codes
                 decoded = _output_path(stage, c) if with_params else None
+                if fit and out.codes.numel():
+                    loss = loss + self._latent_fit(residual, out.quantized.detach(), decoded)
             else:
                 # only the samples that use this stage: keeps the stage's statistics honest
-                out = stage._forward(residual.index_select(0, active))
+                r_active = residual.index_select(0, active)
+                out = stage._forward(r_active)
                 q = torch.zeros_like(z).index_copy_(0, active, out.quantized.detach())
                 c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device)
                 c = c.index_copy_(0, active, out.codes)
                 decoded = _output_path(stage, out.codes) if with_params else None
+                if fit and out.codes.numel():
+                    loss = loss + self._latent_fit(r_active, out.quantized.detach(), decoded)
                 if decoded is not None:
                     decoded = torch.zeros_like(z).index_copy_(0, active, decoded)
             if decoded is not None:
@@ -158,6 +189,13 @@ class ResidualQuantizer(Quantizer):
             quantized = quantized + (param_path - param_path.detach())
         codes_t = torch.stack(codes, dim=-1)  # (B, ..., k)
         return QuantizerOutput(quantized, codes_t, loss, self._metrics(codes, counts, n_used))
+
+    def _latent_fit(self, residual: Tensor, q: Tensor, decoded: Tensor | None) -> Tensor:
+        """``latent_loss * (||sg(r) - output_path||^2 + ||r - sg(q)||^2)`` for one stage."""
+        commit = F.mse_loss(residual, q)
+        if decoded is not None:
+            commit = commit + F.mse_loss(decoded, residual.detach())
+        return self.latent_loss * commit
 
     def _metrics(
         self, codes: list[Tensor], counts: list[Tensor | None], n_used: Tensor | None

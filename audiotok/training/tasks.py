@@ -304,7 +304,9 @@ class CodecTask:
         Returns:
             ``(metrics, reconstruction (B, C, T))``; metrics hold ``mel`` (the training mel
             loss at all codebooks), ``stft``, ``latent_pr``, and for residual codecs
-            ``mel@k`` for ``k`` in 1, 2, 4 below the full count.
+            ``mel@k`` for ``k`` in 1, 2, 4 below the full count and ``resid@k``, the
+            latent's residual norm after ``k`` stages relative to its norm (a healthy RVQ
+            shrinks it stage after stage; the first v2 run's stayed at 0.998).
         """
         codec = self.codec
         with self.autocast():
@@ -318,6 +320,7 @@ class CodecTask:
             eval_metrics.mel_distance(ref, est, codec.sample_rate).mean()
         )
         metrics["latent_pr"] = participation_ratio(latent.float().transpose(1, 2))
+        metrics.update(_residual_ratios(codec, latent))
         k_all = codec.num_codebooks
         if k_all > 1 and codec.supports_partial_codebooks:
             for k in (1, 2, 4):
@@ -353,3 +356,19 @@ def participation_ratio(x: Tensor) -> float:
 
 def _kwargs(options: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def _residual_ratios(codec: Any, latent: Tensor) -> dict[str, float]:
+    """``resid@k = ||z - decode(codes[:k])|| / ||z||`` for ``k`` in 1, 2, 4, K (residual codecs)."""
+    quantizer = codec.quantizer
+    if not quantizer.codes_have_codebook_dim or not quantizer.supports_partial_codebooks:
+        return {}
+    z = latent.float().transpose(1, 2)  # (B, T', D)
+    codes = quantizer.encode(z)  # (B, T', K)
+    norm = z.norm().clamp_min(1e-12)
+    out: dict[str, float] = {}
+    k_all = codes.shape[-1]
+    for k in sorted({1, 2, 4, k_all}):
+        if k <= k_all:
+            out[f"resid@{k}"] = float((z - quantizer.decode(codes[..., :k])).norm() / norm)
+    return out

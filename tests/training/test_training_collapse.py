@@ -48,6 +48,15 @@ def test_validation_reports_mel_at_fewer_codebooks(tiny_recipe: dict[str, Any]) 
     with torch.no_grad():
         latent = codec.encode_latent(codec._pad(batch)).transpose(1, 2)
     assert metrics["latent_pr"] == pytest.approx(participation_ratio(latent), rel=1e-5)
+    # resid@k: the latent's residual after k stages relative to its norm, from the codes
+    quantizer = codec.quantizer
+    with torch.no_grad():
+        codes = quantizer.encode(latent)
+        for k in (1, 2, 4, 8):
+            left = latent - quantizer.decode(codes[..., :k])
+            assert metrics[f"resid@{k}"] == pytest.approx(
+                float(left.norm() / latent.norm()), rel=1e-5
+            )
 
 
 def test_validation_metrics_reach_the_log(tiny_recipe: dict[str, Any]) -> None:
