@@ -126,6 +126,11 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
             None, "--prior", help="Prior export or checkpoint (default: the model's bundled one)."
         ),
         model: str = typer.Option("default", "--model", "-m", help="Tokenizer (name or folder)."),
+        bottom_prior: Path | None = typer.Option(
+            None,
+            "--bottom-prior",
+            help="VQ-VAE-2: the bottom prior, conditioned on the top codes (--prior: the top).",
+        ),
         sampler: str | None = typer.Option(
             None, "--sampler", help="Image priors: ar or maskgit (default: the prior's own)."
         ),
@@ -164,10 +169,13 @@ def register(app: typer.Typer, run_or_exit: Callable[[Callable[[], Any]], Any]) 
                     "recipes/prior_tiny.yaml, then 'audiotok export RUN_DIR DIR')"
                 )
             net = load_any_prior(source)
+            if bottom_prior is not None and not _is_image_prior(net):
+                raise UserError("--bottom-prior is for two-level image models (VQ-VAE-2)")
             if _is_image_prior(net):
+                bottom = load_any_prior(bottom_prior) if bottom_prior is not None else None
                 return _generate_images(
                     load(model), net, 16 if num_samples is None else num_samples, class_label, cfg, sampler, steps,
-                    temperature, top_k, seed, out, force,
+                    temperature, top_k, seed, out, force, bottom,
                 )  # fmt: skip
             n = 1 if num_samples is None else num_samples
             if n < 1 or seconds <= 0:
@@ -283,8 +291,10 @@ def _generate_images(
     seed: int,
     out: Path,
     force: bool,
+    bottom: Any | None = None,
 ) -> list[Path]:
-    """``audiotok generate`` with an image prior: a PNG grid and one token file per sample."""
+    """``audiotok generate`` with an image prior (and for VQ-VAE-2 its bottom prior): a PNG
+    grid and one token file per sample."""
     from audiotok.image_generation import generate_images, write_generation
 
     result = generate_images(
@@ -298,6 +308,7 @@ def _generate_images(
         temperature=temperature,
         top_k=top_k,
         seed=seed,
+        bottom_prior=bottom,
     )
     grid = out if out.suffix.lower() == ".png" else out / "grid.png"
     written = write_generation(result, tok, grid, force=force)

@@ -10,9 +10,17 @@ image token shards (:func:`audiotok.bulk.tokenize_images`). Two samplers:
 - ``"maskgit"``: a :class:`~audiotok.prior.masked.MaskedPrior` fills a fully masked grid in
   ``steps`` parallel iterations (Chang et al., arXiv:2202.04200): ``steps`` forward passes.
 
-Both take a class label and classifier-free guidance (``cfg_scale``, Ho & Salimans,
+A two-level (VQ-VAE-2) model is sampled as in Razavi et al. (arXiv:1906.00446): a top prior
+draws the top grid, then a bottom prior *conditioned on the whole top grid*
+(:mod:`audiotok.prior.condition`) draws the bottom grid; the two are packed into the
+tokenizer's codes (:func:`sample_two_level_codes`).
+
+All take a class label and classifier-free guidance (``cfg_scale``, Ho & Salimans,
 arXiv:2207.12598). This module joins a prior with an image tokenizer: it is what
 ``audiotok generate`` runs for an image prior, and what the evaluation scripts call.
+
+Over 400 lines because sampling (one level or two), scoring and writing the grid share the
+label, sampler and tokenizer checks kept here once.
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ __all__ = [
     "ImageGeneration",
     "SAMPLERS",
     "bundled_prior_dir",
+    "check_levels",
     "generate_images",
     "image_grid",
     "sample_image_codes",
+    "sample_two_level_codes",
     "sampler_of",
     "score_image_prior",
     "write_generation",
@@ -176,6 +186,84 @@ def sample_image_codes(
     return codes.reshape(num_samples, -1, h, w).cpu()
 
 
+def check_levels(top_prior: Any, bottom_prior: Any, tokenizer: Any | None = None) -> int:
+    """Check that ``bottom_prior`` is conditioned on ``top_prior``'s grid (and that both
+    levels fill ``tokenizer``'s packed codes); returns the ratio r of the two grids.
+
+    Raises:
+        UserError: naming the mismatch.
+    """
+    bc = bottom_prior.config
+    if not getattr(bc, "cond_codebooks", 0):
+        raise UserError(
+            "--bottom-prior must be conditioned on the top codes (a prior trained with "
+            "model.config.cond_codebooks, e.g. recipes/prior_image_vqvae2_fmnist_bottom.yaml)"
+        )
+    if getattr(top_prior.config, "cond_codebooks", 0):
+        raise UserError("--prior must be the top prior; this one is itself conditioned")
+    if sampler_of(top_prior) != "ar" or sampler_of(bottom_prior) != "ar":
+        raise UserError("the two-level samplers are autoregressive (AR priors only)")
+    tc = top_prior.config
+    top = (tc.num_codebooks, tc.codebook_size, tuple(tc.latent_shape))
+    want = (bc.cond_codebooks, bc.cond_codebook_size, tuple(bc.cond_shape))
+    if top != want:
+        raise UserError(
+            f"the bottom prior is conditioned on {want[0]} x {want[1]} codes on {want[2]} "
+            f"grids; the top prior models {top[0]} x {top[1]} on {top[2]}"
+        )
+    ratio = bc.latent_shape[0] // bc.cond_shape[0]
+    if tokenizer is not None:
+        rows = tc.num_codebooks + ratio * ratio * bc.num_codebooks
+        if int(tokenizer.num_codebooks) != rows:
+            raise UserError(
+                f"the model packs {tokenizer.num_codebooks} code rows; the two priors make {rows}"
+            )
+    return ratio
+
+
+@torch.no_grad()
+def sample_two_level_codes(
+    top_prior: Any,
+    bottom_prior: Any,
+    num_samples: int,
+    *,
+    class_label: int | None = None,
+    cfg_scale: float = 1.0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> Tensor:
+    """VQ-VAE-2 sampling: the top grid from ``top_prior``, then the bottom grid from
+    ``bottom_prior`` conditioned on it; returns the packed codes ``(N, Kt + r*r*Kb, h, w)``
+    of :mod:`audiotok.tokenizer.image` (CPU, long). Arguments as :func:`sample_image_codes`.
+    """
+    from audiotok.prior.condition import pack_levels
+
+    ratio = check_levels(top_prior, bottom_prior)
+    top = sample_image_codes(
+        top_prior,
+        num_samples,
+        class_label=class_label,
+        cfg_scale=cfg_scale,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )  # (N, Kt, h, w)
+    labels = _labels(bottom_prior, num_samples, class_label, cfg_scale)
+    device = next(bottom_prior.parameters()).device
+    h, w = bottom_prior.config.latent_shape
+    bottom = bottom_prior.generate(
+        h * w,
+        class_labels=None if labels is None else labels.to(device),
+        cond=top.to(device),
+        temperature=temperature,
+        top_k=top_k,
+        cfg_scale=cfg_scale,
+        generator=torch.Generator().manual_seed(int(seed) + 1),
+    )  # (N, Kb, H W) raster
+    return pack_levels(top, bottom.cpu(), ratio)
+
+
 def generate_images(
     tokenizer: Any,
     prior: Any,
@@ -188,14 +276,18 @@ def generate_images(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
+    bottom_prior: Any | None = None,
 ) -> ImageGeneration:
     """Sample codes with ``prior`` (see :func:`sample_image_codes`) and decode them.
 
     Args:
         tokenizer: an image tokenizer (``modality == "image"``, ``model_id``, ``decode``).
-        prior: a prior trained on this tokenizer's image codes.
+        prior: a prior trained on this tokenizer's image codes (the top prior when
+            ``bottom_prior`` is given).
         num_samples, class_label, cfg_scale, sampler, steps, temperature, top_k, seed: see
             :func:`sample_image_codes`.
+        bottom_prior: a two-level (VQ-VAE-2) model's bottom prior, conditioned on the top
+            codes (:func:`sample_two_level_codes`).
 
     Returns:
         :class:`ImageGeneration`.
@@ -206,18 +298,39 @@ def generate_images(
     if getattr(tokenizer, "modality", None) != "image":
         raise UserError("the prior models image codes; pass an image tokenizer (--model)")
     check_pair(tokenizer, prior)
+    if bottom_prior is None and getattr(prior.config, "cond_codebooks", 0):
+        raise UserError(
+            "this prior is a bottom prior (conditioned on top codes): pass the top prior as "
+            "--prior and this one as --bottom-prior"
+        )
     start = time.perf_counter()
-    codes = sample_image_codes(
-        prior,
-        num_samples,
-        class_label=class_label,
-        cfg_scale=cfg_scale,
-        sampler=sampler,
-        steps=steps,
-        temperature=temperature,
-        top_k=top_k,
-        seed=seed,
-    )
+    if bottom_prior is not None:
+        check_pair(tokenizer, bottom_prior)
+        check_levels(prior, bottom_prior, tokenizer)
+        if sampler not in (None, "ar"):
+            raise UserError("the two-level samplers are autoregressive: drop --sampler")
+        codes = sample_two_level_codes(
+            prior,
+            bottom_prior,
+            num_samples,
+            class_label=class_label,
+            cfg_scale=cfg_scale,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+        )
+    else:
+        codes = sample_image_codes(
+            prior,
+            num_samples,
+            class_label=class_label,
+            cfg_scale=cfg_scale,
+            sampler=sampler,
+            steps=steps,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+        )
     seconds = time.perf_counter() - start
     labels = torch.full((num_samples,), -1 if class_label is None else int(class_label))
     images = tokenizer.decode(codes)
@@ -253,8 +366,21 @@ def score_image_prior(
 
     if sampler_of(prior) != "ar":
         raise UserError("bits per image need a causal (AR) prior; a masked prior has no likelihood")
-    n, k, t = codes.shape
     v = prior.config.codebook_size
+    cond = None
+    if getattr(prior.config, "cond_codebooks", 0):
+        # a bottom prior scores packed two-level rows: the bottom grid given the top one
+        from audiotok.prior.condition import split_packed_levels
+
+        cfg = prior.config
+        ratio = cfg.latent_shape[0] // cfg.cond_shape[0]
+
+        def split(c: Tensor) -> tuple[Tensor, Tensor]:
+            return split_packed_levels(c.long(), cfg.cond_codebooks, tuple(cfg.cond_shape), ratio)
+
+        cond, codes = split(codes)
+        fit = None if fit is None else split(fit)[1]
+    n, k, t = codes.shape
     codes = codes[:, : prior.config.num_codebooks].long()
 
     def total(with_labels: bool) -> float:
@@ -264,7 +390,8 @@ def score_image_prior(
             if with_labels and labels is not None:
                 lab = labels[i : i + batch_size].long()
                 lab = lab.where(lab >= 0, prior.config.num_classes)
-            s, _ = prior.nll_sums(codes[i : i + batch_size], lab)
+            extra = {} if cond is None else {"cond": cond[i : i + batch_size]}
+            s, _ = prior.nll_sums(codes[i : i + batch_size], lab, **extra)
             sums += float(s.sum())
         return sums / n / math.log(2)
 

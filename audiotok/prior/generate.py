@@ -27,6 +27,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -71,8 +72,12 @@ class _Decoder:
         capacity: int,
         keep: int,
         use_cache: bool,
+        cond_steps: Tensor | None = None,
     ) -> None:
         self.model, self.grid, self.start, self.copies = model, grid, start, copies
+        # (rows, S, D) added to the input that predicts each step (a conditioned prior:
+        # whole grids, no prompt, no sliding, so window index j predicts step j)
+        self.cond = None if cond_steps is None else cond_steps.repeat(copies, 1, 1)
         self.present = present  # (K, S) which codebooks each aligned step holds
         self.pads, self.capacity, self.keep = pads.repeat(copies), capacity, keep
         rows = start.shape[0]
@@ -93,6 +98,8 @@ class _Decoder:
             [self.start.new_zeros(rows, 1, self.start.shape[-1]), self._embed(lo, upto)], 1
         )
         x[torch.arange(rows, device=x.device), self.first] = self.start[:, 0]
+        if self.cond is not None:
+            x = x + self.cond[:, lo : upto + 1]
         index = torch.arange(x.shape[1], device=x.device)[None]
         valid = index >= self.first[:, None]
         self.valid[:, : x.shape[1]] = valid
@@ -119,9 +126,10 @@ class _Decoder:
         self.valid[:, j] = True
         mask = self.valid[:, None, None, : j + 1] if self.padded else None
         positions = (j - self.first).clamp(min=0)[:, None]
-        hidden = self.model.transform(
-            self._embed(s, s + 1), positions, cache=self.cache, attn_mask=mask
-        )
+        x = self._embed(s, s + 1)
+        if self.cond is not None:
+            x = x + self.cond[:, s + 1 : s + 2]
+        hidden = self.model.transform(x, positions, cache=self.cache, attn_mask=mask)
         return self._heads(hidden[:, -1], s + 1)
 
     def _heads(self, hidden: Tensor, s: int) -> Tensor:
@@ -155,6 +163,7 @@ def generate(
     generator: torch.Generator | None = None,
     callback: Callable[[Tensor], None] | None = None,
     use_cache: bool = True,
+    cond: Tensor | None = None,
 ) -> Tensor:
     """Generate ``num_frames`` new frames after each prompt (or from nothing).
 
@@ -171,6 +180,9 @@ def generate(
         generator: seeded ``torch.Generator`` for reproducible samples.
         callback: called with each completed frame ``(B, K)``, in order, exactly once.
         use_cache: False recomputes every step from scratch (same result, slower).
+        cond: the conditioning grid ``(B, Kc, h, w)`` of a conditioned prior (VQ-VAE-2's
+            bottom prior given the top codes); it then draws whole grids
+            (``num_frames = H' W'``) without a prompt.
 
     Returns:
         The new codes only, ``(B, K, N)`` long (prepend the prompt yourself).
@@ -179,6 +191,8 @@ def generate(
     pattern, k = cfg.pattern, cfg.num_codebooks
     if prompt is not None:
         batch = len(prompt)
+    elif cond is not None:
+        batch = cond.shape[0]
     elif class_labels is not None:
         batch = class_labels.shape[0]
     else:
@@ -190,6 +204,20 @@ def generate(
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     if num_frames == 0:
         return torch.zeros(batch, k, 0, dtype=torch.long, device=device)
+    cond_steps = None
+    if getattr(model, "condition", None) is not None or cond is not None:
+        frames = math.prod(cfg.latent_shape) if cfg.latent_shape else -1
+        if prompt is not None or num_frames != frames:
+            raise ValueError(
+                f"a conditioned prior draws whole {tuple(cfg.latent_shape)} grids "
+                f"(num_frames={frames}) without a prompt"
+            )
+        was_training = model.training
+        model.eval()  # no dropout in the conditioning stack
+        try:
+            cond_steps = model.condition_steps(cond, batch)
+        finally:
+            model.train(was_training)
     guided = cfg_scale != 1.0
     if guided and (class_labels is None or cfg.num_classes == 0):
         raise ValueError("cfg_scale != 1 needs class_labels and a model with num_classes > 0")
@@ -226,6 +254,7 @@ def generate(
         capacity=capacity,
         keep=max(1, 3 * cfg.block_size // 4 - 1),
         use_cache=use_cache,
+        cond_steps=cond_steps,
     )
     was_training = model.training
     model.eval()

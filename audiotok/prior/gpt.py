@@ -15,6 +15,14 @@ for unconditional and classifier-free-guided generation, dropped to with probabi
 ``class_dropout`` in training). Blocks are pre-norm, attention is
 ``F.scaled_dot_product_attention`` with RoPE (arXiv:2104.09864); see layers.py.
 
+A conditioned prior (``cond_codebooks > 0``, VQ-VAE-2's bottom prior) adds, to the input that
+predicts each frame, an embedding of a coarser code grid aligned to that frame
+(:mod:`audiotok.prior.condition`); loss, score and generate then take ``cond``.
+
+Over 400 lines because the config, the model, its loss, windowed scoring and conditioning
+form one contract that export, the trainer and generation all read; splitting it would
+scatter the layout rules this docstring states.
+
 The pattern is part of the config (a model is trained for one layout), so ``loss``, ``score``
 and ``generate`` take and return raw codes ``(B, K, T)``, never step grids. Typical use::
 
@@ -37,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiotok.config import StrictConfig, check_keys
+from audiotok.prior.condition import GridCondition
 from audiotok.prior.generate import generate
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import KVCache, Transformer
@@ -64,6 +73,13 @@ class GPTConfig(StrictConfig):
             refuse a tokenizer the prior was not trained on.
         latent_shape: ``(H', W')`` of the image code grids the prior models in raster order
             (``()`` for audio); filled in from image token shards like ``tokenizer_id``.
+        cond_codebooks: Kc > 0 makes a *conditioned* prior (VQ-VAE-2's bottom prior): every
+            call then takes ``cond``, codes ``(B, Kc, h, w)`` of a coarser grid, added aligned
+            to each frame's input (:mod:`audiotok.prior.condition`). 0: none.
+        cond_codebook_size: Vc of the conditioning codes.
+        cond_shape: ``(h, w)`` of the conditioning grid; ``latent_shape`` must be a whole
+            multiple of it (r on both sides), and the prior models whole grids.
+        cond_layers: depth of the non-causal Transformer that mixes the conditioning grid.
     """
 
     num_codebooks: int
@@ -81,6 +97,10 @@ class GPTConfig(StrictConfig):
     rope_base: float = 10000.0
     tokenizer_id: str = ""
     latent_shape: tuple[int, ...] = ()
+    cond_codebooks: int = 0
+    cond_codebook_size: int = 0
+    cond_shape: tuple[int, ...] = ()
+    cond_layers: int = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,6 +114,18 @@ class GPTConfig(StrictConfig):
             raise ValueError("dim must be num_heads times an even head size")
         if self.block_size < 2 or not 0.0 <= self.class_dropout <= 1.0:
             raise ValueError("block_size must be >= 2 and class_dropout in [0, 1]")
+        if self.cond_codebooks:
+            frames = math.prod(self.latent_shape) if len(self.latent_shape) == 2 else 0
+            if self.cond_codebook_size < 1 or len(self.cond_shape) != 2 or not frames:
+                raise ValueError(
+                    "a conditioned prior (cond_codebooks > 0) needs cond_codebook_size, a 2-D "
+                    "cond_shape and a 2-D latent_shape"
+                )
+            if self.pattern.num_steps(frames) > self.block_size:
+                raise ValueError(
+                    f"a conditioned prior models whole {self.latent_shape} grids: "
+                    f"{self.pattern.num_steps(frames)} steps exceed block_size {self.block_size}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the pattern as a nested dict)."""
@@ -134,6 +166,21 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.transformer = Transformer.from_config(config, config.block_size)
         self.head = nn.Linear(dim, k * v, bias=False)
+        self.condition: GridCondition | None = None
+        if config.cond_codebooks:
+            self.condition = GridCondition(
+                num_codebooks=config.cond_codebooks,
+                codebook_size=config.cond_codebook_size,
+                shape=tuple(config.cond_shape),
+                fine_shape=tuple(config.latent_shape),
+                dim=dim,
+                num_heads=config.num_heads,
+                num_layers=config.cond_layers,
+                mlp_ratio=config.mlp_ratio,
+                dropout=config.dropout,
+                bias=config.bias,
+                rope_base=config.rope_base,
+            )
         for emb in (self.start, self.tok_emb):
             nn.init.normal_(emb.weight, mean=0.0, std=0.02)
         nn.init.normal_(self.head.weight, mean=0.0, std=0.02)
@@ -210,21 +257,52 @@ class GPT(nn.Module):
         """:meth:`transform` then the K heads: logits ``(B, K, L, V)`` (the generation step)."""
         return self.logits(self.transform(x, positions, cache=cache, attn_mask=attn_mask))
 
+    def condition_steps(self, cond: Tensor | None, batch: int) -> Tensor | None:
+        """The conditioning added to each step's input: ``(B, S, D)`` for a whole grid, where
+        position ``s`` (which predicts step ``s``) gets the embedding of step ``s``'s frame;
+        None for an unconditioned prior. ValueError when ``cond`` is missing or extra."""
+        if self.condition is None:
+            if cond is not None:
+                raise ValueError("this prior is not conditioned (cond_codebooks = 0)")
+            return None
+        if cond is None:
+            raise ValueError(
+                "this prior is conditioned on a coarser code grid: pass cond "
+                f"(B, {self.config.cond_codebooks}, {self.config.cond_shape[0]}, "
+                f"{self.config.cond_shape[1]})"
+            )
+        if cond.shape[0] != batch:
+            raise ValueError(f"cond has {cond.shape[0]} items, the codes {batch}")
+        frames = self.condition(cond.to(self.offsets.device))  # (B, T, D)
+        t = frames.shape[1]
+        index = torch.arange(t, device=frames.device).expand(1, self.config.num_codebooks, t)
+        step_frame = self.config.pattern.build(index)[0][0].amax(dim=0)  # (S,) frame of step
+        return frames[:, step_frame.clamp(min=0)]
+
     # -- training and scoring -------------------------------------------------------------
-    def hidden_states(self, seq: Tensor, class_labels: Tensor | None = None) -> Tensor:
-        """Hidden states of a grid ``seq: (B, K, S)`` -> ``(B, S, D)``; step s sees steps < s."""
+    def hidden_states(
+        self, seq: Tensor, class_labels: Tensor | None = None, cond_steps: Tensor | None = None
+    ) -> Tensor:
+        """Hidden states of a grid ``seq: (B, K, S)`` -> ``(B, S, D)``; step s sees steps < s
+        (and, for a conditioned prior, ``cond_steps`` from :meth:`condition_steps`)."""
         b, _, s = seq.shape
         if s > self.config.block_size:
             raise ValueError(f"{s} steps exceed the context of {self.config.block_size} positions")
         x = torch.cat([self.start_embedding(class_labels, b), self.embed(seq[..., :-1])], dim=1)
+        if cond_steps is not None:
+            x = x + cond_steps[:, :s]
         return self.transform(x, torch.arange(s, device=seq.device))
 
-    def forward(self, seq: Tensor, class_labels: Tensor | None = None) -> Tensor:
+    def forward(
+        self, seq: Tensor, class_labels: Tensor | None = None, cond: Tensor | None = None
+    ) -> Tensor:
         """Next-step logits of a grid: ``seq: (B, K, S)`` -> ``(B, K, S, V)``.
 
-        ``logits[:, k, s]`` predicts ``seq[:, k, s]`` from the start token and steps ``< s``.
+        ``logits[:, k, s]`` predicts ``seq[:, k, s]`` from the start token and steps ``< s``
+        (and the conditioning grid ``cond`` of a conditioned prior).
         """
-        return self.logits(self.hidden_states(seq, class_labels))
+        steps = self.condition_steps(cond, seq.shape[0])
+        return self.logits(self.hidden_states(seq, class_labels, steps))
 
     def _drop_classes(self, class_labels: Tensor | None, batch: int) -> Tensor | None:
         if class_labels is None or not self.training or self.config.class_dropout == 0:
@@ -233,7 +311,11 @@ class GPT(nn.Module):
         return torch.where(drop, torch.full_like(class_labels, self.null_class), class_labels)
 
     def nll_sums(
-        self, codes: Tensor, class_labels: Tensor | None = None, count_from: int = 0
+        self,
+        codes: Tensor,
+        class_labels: Tensor | None = None,
+        count_from: int = 0,
+        cond: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Summed negative log-likelihood (nats) and code counts per codebook.
 
@@ -241,6 +323,8 @@ class GPT(nn.Module):
             codes: ``(B, K, T)`` in ``0..V-1`` with ``pattern.num_steps(T) <= block_size``.
             class_labels: ``(B,)`` or None; dropped to the null class as in :meth:`loss`.
             count_from: count only the codes of frames ``>= count_from`` (the rest is context).
+            cond: the conditioning grid ``(B, Kc, h, w)`` of a conditioned prior, whose codes
+                must then be whole grids (``T = H' W'``).
 
         Returns:
             ``(K,)`` NLL sums and ``(K,)`` counts. Only slots holding a code count: delay edges
@@ -252,11 +336,17 @@ class GPT(nn.Module):
         if int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size:
             raise ValueError(f"codes must be in 0..{self.config.codebook_size - 1}")
         pattern = self.config.pattern
+        steps = self.condition_steps(cond, b)
+        if steps is not None and t != math.prod(self.config.latent_shape):
+            raise ValueError(
+                f"a conditioned prior scores whole {tuple(self.config.latent_shape)} grids, "
+                f"got {t} frames"
+            )
         seq, mask = pattern.build(codes)  # (B, K, S), (K, S)
         if count_from:
             frame = torch.arange(t, device=codes.device).expand(1, k, t)
             mask = mask & (pattern.build(frame)[0][0] >= count_from)
-        hidden = self.hidden_states(seq, self._drop_classes(class_labels, b))  # (B, S, D)
+        hidden = self.hidden_states(seq, self._drop_classes(class_labels, b), steps)  # (B, S, D)
         # each head only where its codebook has codes: a flatten grid has one code per step,
         # so this is K times less head work and memory than logits for every slot
         weight = self.head.weight.view(k, self.config.codebook_size, -1)
@@ -268,25 +358,30 @@ class GPT(nn.Module):
         ]
         return torch.stack(sums), mask.sum(dim=1) * b
 
-    def per_codebook_nll(self, codes: Tensor, class_labels: Tensor | None = None) -> Tensor:
+    def per_codebook_nll(
+        self, codes: Tensor, class_labels: Tensor | None = None, cond: Tensor | None = None
+    ) -> Tensor:
         """Mean negative log-likelihood (nats) of each codebook: ``codes: (B, K, T)`` -> ``(K,)``."""
-        sums, counts = self.nll_sums(codes, class_labels)
+        sums, counts = self.nll_sums(codes, class_labels, cond=cond)
         return sums / counts
 
-    def loss(self, codes: Tensor, class_labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def loss(
+        self, codes: Tensor, class_labels: Tensor | None = None, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Training loss of ``codes: (B, K, T)`` under the config's pattern.
 
         Args:
             codes: integer codes in ``0..V-1``.
             class_labels: ``(B,)`` long or None; in training mode each label is replaced by
                 the null class with probability ``class_dropout``.
+            cond: the conditioning grid of a conditioned prior (:meth:`nll_sums`).
 
         Returns:
             loss: scalar, the mean cross-entropy (nats) over all codes (every codebook has
                 the same number of codes, so it is the mean of the next value).
             per_codebook: ``(K,)`` detached cross-entropy of each codebook (nats).
         """
-        per_codebook = self.per_codebook_nll(codes, class_labels)
+        per_codebook = self.per_codebook_nll(codes, class_labels, cond)
         return per_codebook.mean(), per_codebook.detach()
 
     @property
@@ -298,7 +393,11 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def score(
-        self, codes: Tensor, class_labels: Tensor | None = None, frame_rate: float = 75.0
+        self,
+        codes: Tensor,
+        class_labels: Tensor | None = None,
+        frame_rate: float = 75.0,
+        cond: Tensor | None = None,
     ) -> dict[str, Any]:
         """Bits of ``codes: (B, K, T)`` under the prior (eval mode, no grad), any T.
 
@@ -323,7 +422,9 @@ class GPT(nn.Module):
             begin, done = 0, 0
             while done < t:
                 end = min(begin + window, t)
-                s, c = self.nll_sums(codes[..., begin:end], class_labels, count_from=done - begin)
+                s, c = self.nll_sums(
+                    codes[..., begin:end], class_labels, count_from=done - begin, cond=cond
+                )
                 sums, counts, done = sums + s, counts + c, end
                 begin += stride
         finally:

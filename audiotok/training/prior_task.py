@@ -13,6 +13,11 @@ is a whole image's raster-scanned grid (``H' W'`` frames), ``bits_per_image`` re
 image comes with its class label (rows without one train the null class), dropped to the
 null class with the prior's ``class_dropout`` for classifier-free guidance. The same task
 trains the masked (MaskGIT) prior, whose loss is over masked codes only.
+
+Two-level (VQ-VAE-2) shards hold packed rows on the top grid. A top prior reads the first
+row(s); a *conditioned* prior (``cond_codebooks > 0``, the bottom prior) gets each image split
+into the top grid (its ``cond``) and the unfolded bottom grid (the codes it models), and its
+bits per image count the bottom grid's codes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch.utils.data import Dataset
 
 from audiotok.data.shards import TokenShards, TokenWindows
 from audiotok.errors import UserError
+from audiotok.prior.condition import split_packed_levels
 from audiotok.training.config import TrainConfig
 from audiotok.training.ddp import DistInfo, unwrap
 from audiotok.training.tasks import StepOutput
@@ -63,8 +69,12 @@ class PriorTask:
         # a causal prior's loss is a likelihood; a masked prior's is over masked codes only
         self.likelihood = hasattr(prior, "context_frames")
 
-    def _split(self, batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
-        """``(codes (B, K, T), labels (B,) or None)``; a missing label (-1) is the null class."""
+    def _split(
+        self, batch: Tensor | tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        """``(codes (B, K, T), labels (B,) or None, extra loss arguments)``; a missing label
+        (-1) is the null class. A conditioned prior (VQ-VAE-2's bottom prior) reads packed
+        two-level rows: the top grid becomes ``cond``, the unfolded bottom grid the codes."""
         prior = unwrap(self.generator)
         labels = None
         if isinstance(batch, list | tuple):
@@ -73,7 +83,13 @@ class PriorTask:
                 labels = labels.long().where(labels >= 0, prior.config.num_classes)
             else:
                 labels = None
-        return batch[:, : prior.config.num_codebooks], labels
+        cfg = prior.config
+        if getattr(cfg, "cond_codebooks", 0):
+            shape = tuple(cfg.cond_shape)
+            ratio = cfg.latent_shape[0] // shape[0]
+            top, bottom = split_packed_levels(batch, cfg.cond_codebooks, shape, ratio)
+            return bottom[:, : cfg.num_codebooks], labels, {"cond": top}
+        return batch[:, : cfg.num_codebooks], labels, {}
 
     def adversarial(self, step: int) -> bool:
         """Priors train without an adversary."""
@@ -91,8 +107,8 @@ class PriorTask:
         """``batch: (B, K, T)`` codes or ``(codes, labels (B,))``; loss, ``backward()``, bits
         per codebook."""
         prior = unwrap(self.generator)
-        codes, labels = self._split(batch)
-        loss, per_codebook = prior.loss(codes, labels)
+        codes, labels, extra = self._split(batch)
+        loss, per_codebook = prior.loss(codes, labels, **extra)
         loss.backward()
         return StepOutput({"loss": loss.detach(), "total": loss.detach()}, self._bits(per_codebook))
 
@@ -108,9 +124,9 @@ class PriorTask:
         prior = unwrap(self.generator)
         import torch
 
-        codes, labels = self._split(batch)
+        codes, labels, extra = self._split(batch)
         with torch.no_grad():
-            loss, per_codebook = prior.loss(codes, labels)
+            loss, per_codebook = prior.loss(codes, labels, **extra)
         metrics = {k: float(v) for k, v in self._bits(per_codebook).items()}
         metrics["loss"] = float(loss)
         if self.latent_shape:
@@ -145,6 +161,9 @@ class PriorTaskBuilder:
         return TokenShards(folder, split=split)
 
     def _frames(self, config: TrainConfig, shards: TokenShards, model: nn.Module) -> int:
+        if getattr(model.config, "cond_codebooks", 0):
+            # packed two-level rows: a window is one whole image (its top grid's cells)
+            return math.prod(model.config.cond_shape)
         if shards.info.modality == "image":
             frames = shards.info.frames_per_item
             if frames is None:
@@ -176,6 +195,17 @@ class PriorTaskBuilder:
                 f"{shards.dir}: tokens are {info.num_codebooks} x {info.codebook_size}, the "
                 f"prior models {cfg.num_codebooks} x {cfg.codebook_size}"
             )
+        if getattr(cfg, "cond_codebooks", 0):
+            ratio = cfg.latent_shape[0] // cfg.cond_shape[0]
+            rows = cfg.cond_codebooks + ratio * ratio * cfg.num_codebooks
+            if info.latent_shape != tuple(cfg.cond_shape) or info.num_codebooks != rows:
+                raise UserError(
+                    f"{shards.dir}: {info.num_codebooks} code rows on {info.latent_shape} grids; "
+                    f"the conditioned prior reads {rows} packed rows ({cfg.cond_codebooks} top + "
+                    f"{ratio}x{ratio}x{cfg.num_codebooks} bottom) on {tuple(cfg.cond_shape)} "
+                    "grids (tokenize with the two-level model)"
+                )
+            return
         wanted = tuple(getattr(cfg, "latent_shape", ()))
         if wanted and wanted != info.latent_shape:
             raise UserError(
@@ -198,6 +228,10 @@ class PriorTaskBuilder:
             )
         shape = info.latent_shape if info.modality == "image" else ()
         window = self._frames(config, TokenShards(d.train), unwrap(model))
+        cfg = unwrap(model).config
+        if getattr(cfg, "cond_codebooks", 0):  # it models the bottom grid, whole
+            shape = tuple(cfg.latent_shape)
+            window = math.prod(shape)
         return PriorTask(model, info.frame_rate, info.model_id, shape, window)
 
     def build_datasets(

@@ -185,7 +185,9 @@ def test_prior_task_gives_unlabelled_images_the_null_class() -> None:
     from audiotok.training.prior_task import PriorTask
 
     task = PriorTask(_gpt(), 0.0, "t", (7, 7))
-    codes, labels = task._split((torch.zeros(3, 1, 49, dtype=torch.long), torch.tensor([2, -1, 0])))
+    codes, labels, _ = task._split(
+        (torch.zeros(3, 1, 49, dtype=torch.long), torch.tensor([2, -1, 0]))
+    )
     assert codes.shape == (3, 1, 49) and labels.tolist() == [2, 10, 0]
     unconditional = PriorTask(_gpt(num_classes=0), 0.0, "t", (7, 7))
     assert unconditional._split((codes, torch.tensor([1, 2, 3])))[1] is None

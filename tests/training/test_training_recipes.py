@@ -122,7 +122,11 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
     raw = yaml.safe_load(path.read_text())
     if raw["model"]["family"].startswith("prior"):
         cfg = raw["model"]["config"]
-        if cfg.get("latent_shape"):  # a prior over image codes: one image per window
+        if cfg.get("cond_shape"):  # VQ-VAE-2's bottom prior: packed two-level rows
+            ratio = cfg["latent_shape"][0] // cfg["cond_shape"][0]
+            rows = cfg["cond_codebooks"] + ratio * ratio * cfg["num_codebooks"]
+            tokens = _image_token_dir(tmp_path / "tokens", rows, cfg["cond_shape"])
+        elif cfg.get("latent_shape"):  # a prior over image codes: one image per window
             tokens = _image_token_dir(
                 tmp_path / "tokens", cfg["num_codebooks"], cfg["latent_shape"]
             )
