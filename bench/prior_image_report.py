@@ -18,6 +18,15 @@ and reports its test accuracy. ``report`` measures, on the test split:
   positions, then decoded): the same number of images in each row, classes balanced.
 
 Writes ``report.json`` and the grids (one row per class) into ``-o``.
+
+``vqvae2`` does the same for a VQ-VAE-2 sampled with its two priors (a top prior, then a
+bottom prior conditioned on the top grid): bits per test image of each level and their sum
+against the uniform bound, per-class grids, sampling wall time, and the classifier FD of
+reconstructions, two-level samples and shuffled-code samples (images cropped to 28 x 28)::
+
+    python bench/prior_image_report.py vqvae2 --data FMNIST_DIR --tokens TOKENS_TEST \
+        --fit TOKENS_TRAIN --top TOP_EXPORT --bottom BOTTOM_EXPORT --model VQVAE2_EXPORT \
+        --classifier runs/.../classifier.safetensors -o runs/vqvae2_prior/report
 """
 
 from __future__ import annotations
@@ -162,6 +171,93 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=1))
 
 
+def cmd_vqvae2(args: argparse.Namespace) -> None:
+    from audiotok.data.shards import TokenShards
+    from audiotok.hub import load
+    from audiotok.image_generation import image_grid, sample_two_level_codes, score_image_prior
+    from audiotok.image_io import write_image
+    from audiotok.prior import load_prior
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = load(str(args.model))
+    top, bottom = load_prior(args.top), load_prior(args.bottom)
+
+    def stack(s: TokenShards) -> torch.Tensor:
+        return torch.from_numpy(np.stack([s.codes(i) for i in range(len(s))]).astype(np.int64))
+
+    test = TokenShards(args.tokens)
+    codes, fit = stack(test), stack(TokenShards(args.fit))
+    labels = torch.tensor([r["label"] for r in test.files])
+    report: dict = {"top": score_image_prior(top, codes, labels, fit=fit)}
+    report["bottom"] = score_image_prior(bottom, codes, labels, fit=fit)
+    report["total"] = {
+        key: report["top"][key] + report["bottom"][key]
+        for key in (
+            "bits_per_image",
+            "bits_per_image_null_class",
+            "unigram_bits_per_image",
+            "uniform_bits_per_image",
+        )
+    }
+    print(json.dumps(report), flush=True)
+
+    def sample(per_class: int, cfg: float, seed: int) -> tuple[torch.Tensor, float]:
+        got, start = [], time.perf_counter()
+        for c in range(10):
+            got.append(
+                sample_two_level_codes(
+                    top, bottom, per_class, class_label=c, cfg_scale=cfg, seed=seed + c
+                )
+            )
+        return torch.cat(got), time.perf_counter() - start
+
+    size = (28, 28)
+    timings = {}
+    for cfg in args.cfgs:
+        g, secs = sample(args.grid_per_class, cfg, seed=1000)
+        grid = image_grid(tok.decode(g, size=size), ncols=args.grid_per_class)
+        write_image(grid, out / f"samples_vqvae2_cfg{cfg:g}.png", force=True)
+        timings[f"cfg{cfg:g}"] = {"images": len(g), "seconds": secs}
+    report["sampling_wall_time"] = timings
+
+    clf = load_classifier(args.classifier)
+    x_test, y_test = _split(args.data, "t10k")
+    ref = features(clf, x_test)
+    per_class = args.fd_per_class
+    pick = _balanced(y_test, per_class, seed=1)
+    other = _balanced(y_test, per_class, seed=2)
+    by_key = {r["id"]: i for i, r in enumerate(test.files)}
+    rows_of = torch.tensor([by_key[f"t10k-images-idx3-ubyte.gz:{int(i)}"] for i in pick])
+    picked = codes[rows_of]  # (N, K, h w) packed rows of the picked test images
+    k, hw = picked.shape[1:]
+    side = int(round(hw**0.5))
+    gen = torch.Generator().manual_seed(3)
+    shuffled = picked.clone()
+    for i in range(len(shuffled)):  # each level's codes permuted across the top grid
+        shuffled[i] = shuffled[i][:, torch.randperm(hw, generator=gen)]
+    rows = {
+        "test images (other draw)": x_test[other],
+        "reconstructions": tok.decode(picked.view(-1, k, side, side), size=size),
+        "shuffled-code samples": tok.decode(shuffled.view(-1, k, side, side), size=size),
+    }
+    for cfg in args.cfgs:
+        g, _ = sample(per_class, cfg, seed=0)
+        rows[f"two-level samples, cfg {cfg:g}"] = tok.decode(g, size=size)
+    report["classifier_fd"] = {
+        name: frechet_distance(ref, features(clf, imgs)) for name, imgs in rows.items()
+    }
+    report["classifier_fd_images_per_row"] = per_class * 10
+    report["classifier_accuracy_on_samples"] = {
+        name: accuracy(clf, imgs, torch.arange(10).repeat_interleave(per_class))
+        for name, imgs in rows.items()
+        if "samples," in name
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -181,8 +277,20 @@ def main() -> None:
     r.add_argument("--grid-per-class", type=int, default=10)
     r.add_argument("--fd-per-class", type=int, default=100)
     r.add_argument("-o", "--out", type=Path, required=True)
+    v = sub.add_parser("vqvae2")
+    v.add_argument("--data", type=Path, required=True)
+    v.add_argument("--tokens", type=Path, required=True, help="test token folder")
+    v.add_argument("--fit", type=Path, required=True, help="train token folder (unigram fit)")
+    v.add_argument("--top", type=Path, required=True)
+    v.add_argument("--bottom", type=Path, required=True)
+    v.add_argument("--model", type=Path, required=True)
+    v.add_argument("--classifier", type=Path, required=True)
+    v.add_argument("--cfgs", type=float, nargs="+", default=[1.0, 2.0])
+    v.add_argument("--grid-per-class", type=int, default=10)
+    v.add_argument("--fd-per-class", type=int, default=100)
+    v.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args()
-    {"classifier": cmd_classifier, "report": cmd_report}[args.cmd](args)
+    {"classifier": cmd_classifier, "report": cmd_report, "vqvae2": cmd_vqvae2}[args.cmd](args)
 
 
 if __name__ == "__main__":
