@@ -95,6 +95,21 @@ def _sample(prior, sampler: str, per_class: int, cfg: float, steps: int, seed: i
     return torch.cat(out), time.perf_counter() - start
 
 
+def _finish(report: dict, clf, ref, rows: dict, per_class: int, out: Path) -> None:
+    """Classifier FD of every row against the test features, sample accuracy, then write."""
+    report["classifier_fd"] = {
+        name: frechet_distance(ref, features(clf, imgs)) for name, imgs in rows.items()
+    }
+    report["classifier_fd_images_per_row"] = per_class * 10
+    report["classifier_accuracy_on_samples"] = {
+        name: accuracy(clf, imgs, torch.arange(10).repeat_interleave(per_class))
+        for name, imgs in rows.items()
+        if "samples," in name
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from audiotok.data.shards import TokenShards
     from audiotok.hub import load
@@ -158,17 +173,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             rows[f"{sampler} samples, cfg {cfg:g}"] = tok.decode(g)
             fd_time[f"{sampler}_cfg{cfg:g}"] = {"images": len(g), "seconds": secs}
     report["fd_sampling_wall_time"] = fd_time
-    report["classifier_fd"] = {
-        name: frechet_distance(ref, features(clf, imgs)) for name, imgs in rows.items()
-    }
-    report["classifier_fd_images_per_row"] = per_class * 10
-    report["classifier_accuracy_on_samples"] = {
-        name: accuracy(clf, imgs, torch.arange(10).repeat_interleave(per_class))
-        for name, imgs in rows.items()
-        if "samples," in name
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    _finish(report, clf, ref, rows, per_class, out)
 
 
 def cmd_vqvae2(args: argparse.Namespace) -> None:
@@ -245,17 +250,7 @@ def cmd_vqvae2(args: argparse.Namespace) -> None:
     for cfg in args.cfgs:
         g, _ = sample(per_class, cfg, seed=0)
         rows[f"two-level samples, cfg {cfg:g}"] = tok.decode(g, size=size)
-    report["classifier_fd"] = {
-        name: frechet_distance(ref, features(clf, imgs)) for name, imgs in rows.items()
-    }
-    report["classifier_fd_images_per_row"] = per_class * 10
-    report["classifier_accuracy_on_samples"] = {
-        name: accuracy(clf, imgs, torch.arange(10).repeat_interleave(per_class))
-        for name, imgs in rows.items()
-        if "samples," in name
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    _finish(report, clf, ref, rows, per_class, out)
 
 
 def main() -> None:
