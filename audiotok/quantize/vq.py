@@ -8,7 +8,12 @@ Two options from Improved VQGAN (arXiv:2110.04627, section 3.2), also used by DA
 (arXiv:2306.06546): *factorised codes* (``codebook_dim < dim``: the lookup happens after a
 linear projection to a low dimension and the result is projected back) and *l2-normalised
 codes* (``normalize=True``: both the projected input and the codebook are l2-normalised, so
-the lookup is by cosine similarity). With a projection, the straight-through estimator
+the lookup is by cosine similarity). ``normalize="lookup"`` is DAC's exact variant
+(``dac/nn/quantize.py``): the lookup is by cosine similarity, but the code vectors that are
+output, and both losses, use the *raw* codebook and the raw projected input, so each code
+keeps the magnitude of the vectors it stands for (a unit-norm code cannot: after a linear
+``project_out`` every output lies on one ellipsoid, and a residual stage can only shrink
+residuals of the right size). With a projection, the straight-through estimator
 acts in the low-dimensional space, so the gradient of ``quantized`` with respect to ``z`` is
 ``W_out W_in`` rather than the identity.
 
@@ -45,7 +50,8 @@ class VectorQuantizer(Quantizer):
         codebook_dim: dimension of the codes; when set and different from ``dim`` the input
             is projected down (and the codes back up) by linear layers.
         normalize: l2-normalise the (projected) input and the codebook before the lookup
-            (cosine similarity search; ``quantized`` are unit vectors before projection).
+            (cosine similarity search; ``quantized`` are unit vectors before projection);
+            ``"lookup"``: cosine search, raw code vectors out and in the losses (DAC).
         beta: weight of the commitment loss.
         restart: optional dead-code policy; in training ``metrics["restarted"]`` then
             counts the codes restarted on this step.
@@ -62,7 +68,7 @@ class VectorQuantizer(Quantizer):
         codebook_size: int,
         *,
         codebook_dim: int | None = None,
-        normalize: bool = False,
+        normalize: bool | str = False,
         beta: float = 0.25,
         restart: DeadCodeRestart | RelativeDeadCodeRestart | None = None,
         restart_decay: float = 0.99,
@@ -70,6 +76,8 @@ class VectorQuantizer(Quantizer):
         super().__init__()
         if dim < 1 or codebook_size < 1:
             raise ValueError(f"dim and codebook_size must be >= 1, got {dim}, {codebook_size}")
+        if normalize not in (False, True, "lookup"):
+            raise ValueError(f"normalize must be false, true or 'lookup', got {normalize!r}")
         self.dim = dim
         self.codebook_size = codebook_size
         self.codebook_dim = dim if codebook_dim is None else codebook_dim
@@ -83,11 +91,15 @@ class VectorQuantizer(Quantizer):
             nn.Linear(self.codebook_dim, dim) if projected else nn.Identity()
         )
         self._sqnorm = QF.SquaredNormCache()
-        self.codebook = nn.Parameter(
-            torch.empty(codebook_size, self.codebook_dim).uniform_(
-                -1.0 / codebook_size, 1.0 / codebook_size
-            )
-        )
+        book = torch.empty(codebook_size, self.codebook_dim)
+        if normalize == "lookup":
+            # raw codes are output and meet the raw projected input in both losses: start
+            # them at unit scale (DAC's nn.Embedding init), not at ~1/K, which drags the
+            # projection down to their size
+            nn.init.normal_(book)
+        else:
+            book.uniform_(-1.0 / codebook_size, 1.0 / codebook_size)
+        self.codebook = nn.Parameter(book)
         self.restart, self.restart_decay = restart, float(restart_decay)
         if restart is not None:
             # set from the first training batch's counts (see _restart_dead)
@@ -110,7 +122,7 @@ class VectorQuantizer(Quantizer):
 
     def output_path(self, codes: Tensor) -> Tensor:
         """``decode(codes)`` with gradients to ``project_out`` only: ``(B, ...) -> (B, ..., D)``."""
-        return self.project_out(F.embedding(codes, self._codebook()).detach())
+        return self.project_out(F.embedding(codes, self._output_codebook()).detach())
 
     def extra_repr(self) -> str:
         return (
@@ -123,6 +135,10 @@ class VectorQuantizer(Quantizer):
     def _codebook(self) -> Tensor:
         """The codebook as used for lookup: ``(K, codebook_dim)``, normalised if asked."""
         return F.normalize(self.codebook, dim=-1) if self.normalize else self.codebook
+
+    def _output_codebook(self) -> Tensor:
+        """The code vectors that are output and trained: raw for ``"lookup"``, else as looked up."""
+        return self.codebook if self.normalize == "lookup" else self._codebook()
 
     def _codebook_sqnorm(self) -> Tensor | None:
         """Cached squared norms of the raw codebook; None (computed per call) if normalised."""
@@ -163,10 +179,13 @@ class VectorQuantizer(Quantizer):
     # -- contract ------------------------------------------------------------------------
     def _forward(self, z: Tensor) -> QuantizerOutput:
         flat = z.reshape(-1, self.dim)
-        latent = self._latent(flat)
+        raw = self.project_in(flat)
+        search = F.normalize(raw, dim=-1) if self.normalize else raw
         codebook = self._codebook()
-        codes = QF.nearest_code(latent.detach(), codebook.detach(), self._codebook_sqnorm())
-        code_vectors = F.embedding(codes, codebook)
+        codes = QF.nearest_code(search.detach(), codebook.detach(), self._codebook_sqnorm())
+        # the space codes live in: raw for "lookup" (DAC), else the search space
+        latent = raw if self.normalize == "lookup" else search
+        code_vectors = F.embedding(codes, self._output_codebook())
         if self.training and flat.shape[0]:
             loss = F.mse_loss(code_vectors, latent.detach()) + self.beta * F.mse_loss(
                 latent, code_vectors.detach()
@@ -192,4 +211,4 @@ class VectorQuantizer(Quantizer):
         return codes.reshape(z.shape[:-1])
 
     def _decode(self, codes: Tensor) -> Tensor:
-        return self.project_out(F.embedding(codes, self._codebook()))
+        return self.project_out(F.embedding(codes, self._output_codebook()))

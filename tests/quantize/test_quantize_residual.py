@@ -219,3 +219,29 @@ def test_latent_loss_is_a_training_loss_only() -> None:
     assert torch.equal(q(z).quantized, plain.eval()(z).quantized)
     with pytest.raises(ValueError, match="latent_loss"):
         ResidualQuantizer([VectorQuantizer(D, 4)], latent_loss=-1.0)
+
+
+def test_lookup_normalisation_searches_by_cosine_and_outputs_raw_codes() -> None:
+    # DAC's variant: the code is the cosine-nearest one, the output its raw vector (which
+    # keeps a magnitude), and decode(encode(z)) equals the eval forward
+    torch.manual_seed(0)
+    q = VectorQuantizer(D, 16, codebook_dim=3, normalize="lookup")
+    with torch.no_grad():
+        q.codebook.mul_(torch.rand(16, 1) * 10 + 0.1)  # codes of very different norms
+    z = torch.randn(4, 8, D)
+    q.eval()
+    out = q(z)
+    latent = q.project_in(z)
+    cos = (
+        torch.nn.functional.normalize(latent, dim=-1)
+        @ torch.nn.functional.normalize(q.codebook, dim=-1).T
+    )
+    assert torch.equal(out.codes, cos.argmax(-1))
+    assert torch.allclose(out.quantized, q.project_out(q.codebook[out.codes]), atol=1e-6)
+    assert torch.allclose(q.decode(q.encode(z)), out.quantized, atol=1e-6)
+    q.train()
+    loss = q(z).loss
+    raw = torch.nn.functional.mse_loss(q.codebook[out.codes], latent.detach())
+    assert float(loss) == pytest.approx(float(raw) * (1 + q.beta), rel=1e-5)
+    with pytest.raises(ValueError, match="normalize"):
+        VectorQuantizer(D, 4, normalize="cosine")
