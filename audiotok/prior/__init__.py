@@ -12,6 +12,9 @@ This package sees integer codes only, never a codec (ARCHITECTURE.md): a tokeniz
   :mod:`~audiotok.prior.sampling`; the function is not re-exported here so that
   ``audiotok.prior.generate`` stays the module).
 * :mod:`~audiotok.prior.masked`: the MaskGIT / SoundStorm prior for any code grid.
+* :mod:`~audiotok.prior.condition`: a coarser code grid as conditioning (VQ-VAE-2's bottom
+  prior given the top codes: ``GPTConfig(cond_codebooks=...)``), and the packed two-level
+  layout (``split_packed_levels`` / ``pack_levels``).
 * :mod:`~audiotok.prior.score`: unigram and count-bigram baselines.
 * :mod:`~audiotok.prior.io` / :mod:`~audiotok.prior.pretrained`: ``save_pretrained`` /
   ``load_prior`` (config.json + model.safetensors).
@@ -28,6 +31,7 @@ Example (codes from any tokenizer: ``codes = tok.encode(wav, sample_rate)``, ``(
     ids = to_lm_tokens(codes, delay(8), LMVocab(8, 1024, offset=32000))  # for another LM
 """
 
+from audiotok.prior.condition import GridCondition, pack_levels, split_packed_levels
 from audiotok.prior.gpt import GPT, GPTConfig
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import weight_decay_groups
@@ -50,6 +54,7 @@ __all__ = [
     "EMPTY_CODE",
     "GPT",
     "GPTConfig",
+    "GridCondition",
     "LMVocab",
     "MASK_CODE",
     "MaskedConfig",
@@ -63,9 +68,11 @@ __all__ = [
     "from_lm_tokens",
     "get_pattern",
     "load_prior",
+    "pack_levels",
     "parallel",
     "sample",
     "save_pretrained",
+    "split_packed_levels",
     "to_lm_tokens",
     "top_k_filter",
     "top_p_filter",
