@@ -48,7 +48,13 @@ SPEC_KEYS: dict[str, dict[str, Any]] = {
         "dead_code_threshold": 2.0,
         "dead_code_fraction": None,
     },
-    "residual": {"num_codebooks": 8, "dropout": 0.0, "latent_loss": 0.0, "stage": None},
+    "residual": {
+        "num_codebooks": 8,
+        "dropout": 0.0,
+        "latent_loss": 0.0,
+        "gradient": "sum",
+        "stage": None,
+    },
     "product": {"groups": 2, "stage": None},
     "grouped_residual": {"groups": 2, "num_codebooks": 8, "dropout": 0.0, "stage": None},
     "fsq": {"levels": [8, 5, 5, 5]},
@@ -117,6 +123,7 @@ def build_quantizer(spec: Mapping[str, Any], dim: int) -> Quantizer:
             o["num_codebooks"],
             dropout=o["dropout"],
             latent_loss=o["latent_loss"],
+            gradient=o["gradient"],
         )
     return _build_more(kind, o, dim)
 

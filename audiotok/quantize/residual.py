@@ -24,6 +24,13 @@ added ~3, every stage saw nearly the same residual, and codebooks 3-8 carried no
 (mel@4 = mel). With ``latent_loss`` each stage adds, in the latent space,
 ``||sg(r_i) - output_path(c_i)||^2`` (its output fits its input, through ``project_out``) and
 ``||r_i - sg(q_i)||^2`` (SoundStream's commitment, which bounds the encoder's scale).
+
+*Gradient path* (``gradient``). The identity straight-through on the sum also assumes the
+output can follow ``z``; with l2-normalised projected stages it cannot, and even with the
+latent loss the restarted v2 run's latent grew from norm 11 to 14 between steps 1000 and 1250
+while the stages added ~3 each (``resid@k`` back to 0.96). ``gradient="stages"`` is DAC's
+path instead: stage outputs stay in the graph, each stage's straight-through acts in its own
+low-dimensional space, and the encoder's gradient is ``sum_i W_out W_in`` along the chain.
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ class ResidualQuantizer(Quantizer):
             ``n in [1, K]`` instead of all of them (quantizer dropout); 0 disables it.
         latent_loss: weight of the per-stage latent-space fit and commitment (module
             docstring); 0 (the default) keeps only the stages' own losses.
+        gradient: ``"sum"`` (default): stage outputs are detached and one straight-through
+            on the sum gives ``z`` the identity gradient (moshi). ``"stages"``: each stage's
+            own straight-through (in its projected space) carries the gradient through the
+            residual chain, as DAC does, so the encoder only moves along what the stages read.
 
     Shapes:
         ``forward(z: (B, ..., D), num_codebooks=k) -> quantized (B, ..., D), codes (B, ..., k)``.
@@ -57,7 +68,12 @@ class ResidualQuantizer(Quantizer):
     """
 
     def __init__(
-        self, stages: Sequence[Quantizer], *, dropout: float = 0.0, latent_loss: float = 0.0
+        self,
+        stages: Sequence[Quantizer],
+        *,
+        dropout: float = 0.0,
+        latent_loss: float = 0.0,
+        gradient: str = "sum",
     ) -> None:
         super().__init__()
         if len(stages) == 0:
@@ -66,6 +82,8 @@ class ResidualQuantizer(Quantizer):
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
         if not latent_loss >= 0.0:
             raise ValueError(f"latent_loss must be >= 0, got {latent_loss}")
+        if gradient not in ("sum", "stages"):
+            raise ValueError(f"gradient must be 'sum' or 'stages', got {gradient!r}")
         dims = {s.dim for s in stages}
         sizes = {s.codebook_size for s in stages}
         if len(dims) != 1 or len(sizes) != 1:
@@ -81,6 +99,7 @@ class ResidualQuantizer(Quantizer):
         self.num_codebooks = len(stages)
         self.dropout = dropout
         self.latent_loss = float(latent_loss)
+        self.gradient = gradient
 
     @classmethod
     def from_factory(
@@ -90,12 +109,16 @@ class ResidualQuantizer(Quantizer):
         *,
         dropout: float = 0.0,
         latent_loss: float = 0.0,
+        gradient: str = "sum",
     ) -> ResidualQuantizer:
         """K identically configured (independently initialised) stages from ``stage()``."""
         if num_codebooks < 1:
             raise ValueError(f"num_codebooks must be >= 1, got {num_codebooks}")
         return cls(
-            [stage() for _ in range(num_codebooks)], dropout=dropout, latent_loss=latent_loss
+            [stage() for _ in range(num_codebooks)],
+            dropout=dropout,
+            latent_loss=latent_loss,
+            gradient=gradient,
         )
 
     @property
@@ -108,6 +131,7 @@ class ResidualQuantizer(Quantizer):
 
     def extra_repr(self) -> str:
         extra = f", latent_loss={self.latent_loss}" if self.latent_loss else ""
+        extra += ", gradient='stages'" if self.gradient == "stages" else ""
         return f"num_codebooks={self.num_codebooks}, dropout={self.dropout}{extra}"
 
     # -- public API (adds num_codebooks to the base contract) ------------------------------
@@ -148,8 +172,11 @@ class ResidualQuantizer(Quantizer):
         residual = z
         total: Tensor | None = None
         param_path: Tensor | None = None
-        # stages with trainable output weights also get the reconstruction gradient
-        with_params = torch.is_grad_enabled()
+        # "stages": each stage's own straight-through carries the gradient (DAC); "sum":
+        # stages are detached and stages with trainable output weights get the
+        # reconstruction gradient through their output path
+        per_stage = self.gradient == "stages"
+        with_params = torch.is_grad_enabled() and not per_stage
         loss = z.new_zeros(())
         fit = self.latent_loss > 0 and self.training
         codes, counts = [], []
@@ -157,7 +184,7 @@ class ResidualQuantizer(Quantizer):
             active = None if n_used is None else (n_used > i).nonzero().squeeze(1)
             if active is None or active.numel() == z.shape[0]:
                 out = stage._forward(residual)
-                q, c = out.quantized.detach(), out.codes
+                q, c = (out.quantized if per_stage else out.quantized.detach()), out.codes
                 decoded = _output_path(stage, c) if with_params else None
                 if fit and out.codes.numel():
                     loss = loss + self._latent_fit(residual, out.quantized.detach(), decoded)
@@ -165,7 +192,9 @@ class ResidualQuantizer(Quantizer):
                 # only the samples that use this stage: keeps the stage's statistics honest
                 r_active = residual.index_select(0, active)
                 out = stage._forward(r_active)
-                q = torch.zeros_like(z).index_copy_(0, active, out.quantized.detach())
+                q = torch.zeros_like(z).index_copy(
+                    0, active, out.quantized if per_stage else out.quantized.detach()
+                )
                 c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device)
                 c = c.index_copy_(0, active, out.codes)
                 decoded = _output_path(stage, out.codes) if with_params else None
@@ -184,7 +213,7 @@ class ResidualQuantizer(Quantizer):
             counts.append(out.metrics["counts"] if "counts" in out.metrics else None)
         assert total is not None
         # straight-through once, on the sum: exactly `total` in value, identity gradient to z
-        quantized = total + (z - z.detach()) if z.requires_grad else total
+        quantized = total + (z - z.detach()) if z.requires_grad and not per_stage else total
         if param_path is not None:
             quantized = quantized + (param_path - param_path.detach())
         codes_t = torch.stack(codes, dim=-1)  # (B, ..., k)

@@ -245,3 +245,53 @@ def test_lookup_normalisation_searches_by_cosine_and_outputs_raw_codes() -> None
     assert float(loss) == pytest.approx(float(raw) * (1 + q.beta), rel=1e-5)
     with pytest.raises(ValueError, match="normalize"):
         VectorQuantizer(D, 4, normalize="cosine")
+
+
+def test_per_stage_gradient_is_the_chain_of_the_stages_straight_throughs() -> None:
+    # DAC's path: q_i = W_out_i (W_in_i r_i + b) in gradient, r_{i+1} = r_i - q_i, so
+    # d(q_1 + q_2)/dz = A_1 + A_2 (I - A_1) with A_i = W_out_i W_in_i
+    torch.manual_seed(0)
+    q = ResidualQuantizer.from_factory(
+        lambda: VectorQuantizer(D, 16, codebook_dim=3, normalize="lookup"), 2, gradient="stages"
+    )
+    plain = copy.deepcopy(q)
+    plain.gradient = "sum"
+    q.train(), plain.train()
+    z = torch.randn(5, D, requires_grad=True)
+    out = q(z)
+    g = torch.randn(5, D)
+    (grad,) = torch.autograd.grad((out.quantized * g).sum(), z)
+    a1, a2 = (s.project_out.weight @ s.project_in.weight for s in q.stages)
+    jac = a1 + a2 @ (torch.eye(D) - a1)
+    assert torch.allclose(grad, g @ jac, atol=1e-5)
+    # the same values, codes and losses as the default path; only the gradient differs
+    ref = plain(z)
+    assert torch.allclose(out.quantized, ref.quantized) and torch.equal(out.codes, ref.codes)
+    assert torch.allclose(out.loss, ref.loss)
+    (identity,) = torch.autograd.grad((ref.quantized * g).sum(), z)
+    assert torch.allclose(identity, g)
+    q.eval()
+    assert torch.allclose(q.decode(q.encode(z)), q(z).quantized, atol=1e-6)
+    with pytest.raises(ValueError, match="gradient"):
+        ResidualQuantizer([VectorQuantizer(D, 4)], gradient="chain")
+
+
+def test_per_stage_gradient_with_dropout_reaches_only_the_stages_a_sample_used() -> None:
+    torch.manual_seed(0)
+    q = ResidualQuantizer.from_factory(
+        lambda: VectorQuantizer(D, 16, codebook_dim=3, normalize="lookup"),
+        K,
+        gradient="stages",
+        dropout=1.0,
+    ).train()
+    z = torch.randn(6, D, requires_grad=True)
+    n_used = torch.tensor([1, 2, 3, 4, 1, 4])
+    out = q._forward(z, n_used=n_used)
+    out.quantized.sum().backward()
+    assert torch.isfinite(z.grad).all()
+    a1 = q.stages[0].project_out.weight @ q.stages[0].project_in.weight
+    # samples 0 and 4 used stage 1 only: their gradient is that stage's alone
+    assert torch.allclose(z.grad[[0, 4]], torch.ones(2, D) @ a1, atol=1e-5)
+    for i, s in enumerate(q.stages):
+        # a stage's output weights get gradient only if some sample used it
+        assert (s.project_out.weight.grad is not None) == bool((n_used > i).any())
