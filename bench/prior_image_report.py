@@ -21,7 +21,8 @@ Writes ``report.json`` and the grids (one row per class) into ``-o``.
 
 ``vqvae2`` does the same for a VQ-VAE-2 sampled with its two priors (a top prior, then a
 bottom prior conditioned on the top grid): bits per test image of each level and their sum
-against the uniform bound, per-class grids, sampling wall time, and the classifier FD of
+against the uniform bound (and the bottom's bits given another image's top grid: what the
+conditioning is worth), per-class grids, sampling wall time, and the classifier FD of
 reconstructions, two-level samples and shuffled-code samples (images cropped to 28 x 28)::
 
     python bench/prior_image_report.py vqvae2 --data FMNIST_DIR --tokens TOKENS_TEST \
@@ -197,6 +198,11 @@ def cmd_vqvae2(args: argparse.Namespace) -> None:
     labels = torch.tensor([r["label"] for r in test.files])
     report: dict = {"top": score_image_prior(top, codes, labels, fit=fit)}
     report["bottom"] = score_image_prior(bottom, codes, labels, fit=fit)
+    # does the bottom prior use the top grid? the same bottom codes given another image's
+    kt = top.config.num_codebooks
+    other_top = codes.clone()
+    other_top[:, :kt] = codes.roll(1, dims=0)[:, :kt]
+    report["bottom_given_another_images_top"] = score_image_prior(bottom, other_top, labels)
     report["total"] = {
         key: report["top"][key] + report["bottom"][key]
         for key in (
