@@ -242,7 +242,7 @@ def test_lookup_normalisation_searches_by_cosine_and_outputs_raw_codes() -> None
     q.train()
     loss = q(z).loss
     raw = torch.nn.functional.mse_loss(q.codebook[out.codes], latent.detach())
-    assert float(loss.detach()) == pytest.approx(float(raw) * (1 + q.beta), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(raw.detach()) * (1 + q.beta), rel=1e-5)
     with pytest.raises(ValueError, match="normalize"):
         VectorQuantizer(D, 4, normalize="cosine")
 
