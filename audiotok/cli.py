@@ -306,12 +306,19 @@ def info(
         "default", help="A bundled model ('default', 'fmnist') or an exported model folder."
     ),
 ) -> None:
-    """Show a model's modality, rates or code grid, codebooks and LM vocabulary size."""
+    """Show a model's modality, rates or code grid, codebooks and LM vocabulary size (for a
+    prior: its kind, codes, context, grid, classes and conditioning)."""
     from audiotok import hub
-    from audiotok.model_info import info_rows
+    from audiotok.model_info import info_rows, prior_rows
 
-    tok = run_or_exit(lambda: hub.load(model))
-    rows = info_rows(tok, model)
+    def _rows() -> list[tuple[str, str]]:
+        directory = hub.resolve_model(model)
+        meta = hub.read_pretrained_info(directory)
+        if getattr(hub.MODEL_FAMILIES[meta.family], "modality", None) == "prior":
+            return prior_rows(hub.load_prior(directory), model, meta.model_id, meta.family)
+        return info_rows(hub.load(model), model)
+
+    rows = run_or_exit(_rows)
     width = max(17, *(len(name) + 2 for name, _ in rows))
     for name, value in rows:
         typer.echo(f"{name + ':':{width}}{value}")

@@ -1,16 +1,18 @@
-"""What ``audiotok info`` shows about a tokenizer, as ``(name, value)`` rows for either modality.
+"""What ``audiotok info`` shows about a tokenizer or a prior, as ``(name, value)`` rows.
 
 Audio: rates, hop, codebooks, the bitrate ladder, receptive field. Image: channels,
 downsampling factor, codebooks K and size V, the code grid and bits of a 28x28 and a
 256x256 image, VQ-VAE-2 levels. Both: the LM vocabulary and its special token ids
-(:class:`audiotok.prior.vocab.LMVocab`), parameters, model id and family.
+(:class:`audiotok.prior.vocab.LMVocab`), parameters, model id and family. Priors
+(:func:`prior_rows`): kind (AR or MaskGIT), the codes modelled, pattern, context, the image
+grid, classes, the conditioning grid of a VQ-VAE-2 bottom prior, and the tokenizer id.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["info_rows"]
+__all__ = ["info_rows", "prior_rows"]
 
 #: image sizes whose code grid ``audiotok info`` shows (Fashion-MNIST's, and a common one)
 EXAMPLE_SIZES = ((28, 28), (256, 256))
@@ -88,4 +90,40 @@ def info_rows(tok: Any, name: str) -> list[tuple[str, str]]:
         rf = tok.receptive_field
         ms = 1000 * rf / tok.sample_rate
         rows.append(("receptive field", f"{rf} samples ({ms:.1f} ms) per side"))
+    return rows
+
+
+def prior_rows(prior: Any, name: str, model_id: str, family: str) -> list[tuple[str, str]]:
+    """``(field, value)`` rows describing a loaded prior (``GPT`` or ``MaskedPrior``)."""
+    cfg = prior.config
+    causal = hasattr(prior, "context_frames")
+    rows = [
+        ("model", str(name)),
+        ("model id", model_id or "-"),
+        ("family", family),
+        ("modality", "prior"),
+        ("kind", "autoregressive (AR)" if causal else "masked (MaskGIT)"),
+        ("codes modelled", f"{cfg.num_codebooks} x {cfg.codebook_size}"),
+    ]
+    if causal:
+        rows.append(("pattern", cfg.pattern.kind))
+        rows.append(("context", f"{cfg.block_size} positions ({prior.context_frames} frames)"))
+    else:
+        rows.append(("context", f"{cfg.max_positions} positions"))
+    grid = tuple(getattr(cfg, "latent_shape", ()) or ())
+    if grid:
+        rows.append(("image code grid", " x ".join(map(str, grid)) + " (raster order)"))
+    classes = int(getattr(cfg, "num_classes", 0))
+    rows.append(("classes", f"{classes} (+ null class for guidance)" if classes else "none"))
+    if getattr(cfg, "cond_codebooks", 0):
+        h, w = cfg.cond_shape
+        rows.append(
+            (
+                "conditioned on",
+                f"{cfg.cond_codebooks} x {cfg.cond_codebook_size} codes on a {h} x {w} grid "
+                "(a VQ-VAE-2 bottom prior: pass it as --bottom-prior)",
+            )
+        )
+    rows.append(("tokenizer id", getattr(cfg, "tokenizer_id", "") or "unknown"))
+    rows.append(("parameters", f"{sum(p.numel() for p in prior.parameters()):,}"))
     return rows

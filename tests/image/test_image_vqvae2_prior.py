@@ -211,6 +211,13 @@ def test_vqvae2_recipes_tokenize_train_export_generate_cli(tmp_path: Path) -> No
         assert res.exit_code == 0, res.output
         uniform = {"top": 64.0, "bottom": 512.0}[level]  # 16 x 4 and 64 x 2 x 4 bits
         assert f"| uniform | {uniform:.1f} |" in res.output
+    res = runner.invoke(app, ["info", str(exports["bottom"])])
+    assert res.exit_code == 0, res.output
+    assert "conditioned on:  1 x 16 codes on a 4 x 4 grid" in res.output
+    assert "image code grid: 8 x 8" in res.output and "context:         128 positions" in res.output
+    res = runner.invoke(app, ["info", str(exports["top"])])
+    assert res.exit_code == 0 and "conditioned on" not in res.output
+    assert "classes:         10 (+ null class" in res.output
     config = json.loads((exports["bottom"] / "config.json").read_text())["config"]
     assert config["latent_shape"] == [8, 8] and config["cond_shape"] == [4, 4]
     assert config["block_size"] == 128  # the whole bottom grid, 64 frames x 2 codebooks
