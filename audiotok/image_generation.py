@@ -211,14 +211,12 @@ def check_levels(top_prior: Any, bottom_prior: Any, tokenizer: Any | None = None
             f"the bottom prior is conditioned on {want[0]} x {want[1]} codes on {want[2]} "
             f"grids; the top prior models {top[0]} x {top[1]} on {top[2]}"
         )
-    ratio = bc.latent_shape[0] // bc.cond_shape[0]
-    if tokenizer is not None:
-        rows = tc.num_codebooks + ratio * ratio * bc.num_codebooks
-        if int(tokenizer.num_codebooks) != rows:
-            raise UserError(
-                f"the model packs {tokenizer.num_codebooks} code rows; the two priors make {rows}"
-            )
-    return ratio
+    if tokenizer is not None and int(tokenizer.num_codebooks) != bc.packed_rows:
+        raise UserError(
+            f"the model packs {tokenizer.num_codebooks} code rows; the two priors make "
+            f"{bc.packed_rows}"
+        )
+    return bc.cond_ratio
 
 
 @torch.no_grad()
@@ -232,14 +230,16 @@ def sample_two_level_codes(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
+    tokenizer: Any | None = None,
 ) -> Tensor:
     """VQ-VAE-2 sampling: the top grid from ``top_prior``, then the bottom grid from
     ``bottom_prior`` conditioned on it; returns the packed codes ``(N, Kt + r*r*Kb, h, w)``
-    of :mod:`audiotok.tokenizer.image` (CPU, long). Arguments as :func:`sample_image_codes`.
+    of :mod:`audiotok.tokenizer.image` (CPU, long). Arguments as :func:`sample_image_codes`;
+    ``tokenizer``, when given, must pack that many rows (:func:`check_levels`).
     """
     from audiotok.prior.condition import pack_levels
 
-    ratio = check_levels(top_prior, bottom_prior)
+    ratio = check_levels(top_prior, bottom_prior, tokenizer)
     top = sample_image_codes(
         top_prior,
         num_samples,
@@ -306,7 +306,6 @@ def generate_images(
     start = time.perf_counter()
     if bottom_prior is not None:
         check_pair(tokenizer, bottom_prior)
-        check_levels(prior, bottom_prior, tokenizer)
         if sampler not in (None, "ar"):
             raise UserError("the two-level samplers are autoregressive: drop --sampler")
         codes = sample_two_level_codes(
@@ -318,6 +317,7 @@ def generate_images(
             temperature=temperature,
             top_k=top_k,
             seed=seed,
+            tokenizer=tokenizer,
         )
     else:
         codes = sample_image_codes(
@@ -370,16 +370,8 @@ def score_image_prior(
     cond = None
     if getattr(prior.config, "cond_codebooks", 0):
         # a bottom prior scores packed two-level rows: the bottom grid given the top one
-        from audiotok.prior.condition import split_packed_levels
-
-        cfg = prior.config
-        ratio = cfg.latent_shape[0] // cfg.cond_shape[0]
-
-        def split(c: Tensor) -> tuple[Tensor, Tensor]:
-            return split_packed_levels(c.long(), cfg.cond_codebooks, tuple(cfg.cond_shape), ratio)
-
-        cond, codes = split(codes)
-        fit = None if fit is None else split(fit)[1]
+        codes, cond = prior.split_packed(codes.long())
+        fit = None if fit is None else prior.split_packed(fit.long())[0]
     n, k, t = codes.shape
     codes = codes[:, : prior.config.num_codebooks].long()
 

@@ -204,20 +204,14 @@ def generate(
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     if num_frames == 0:
         return torch.zeros(batch, k, 0, dtype=torch.long, device=device)
-    cond_steps = None
-    if getattr(model, "condition", None) is not None or cond is not None:
+    conditioned = getattr(model, "condition", None) is not None or cond is not None
+    if conditioned:
         frames = math.prod(cfg.latent_shape) if cfg.latent_shape else -1
         if prompt is not None or num_frames != frames:
             raise ValueError(
                 f"a conditioned prior draws whole {tuple(cfg.latent_shape)} grids "
                 f"(num_frames={frames}) without a prompt"
             )
-        was_training = model.training
-        model.eval()  # no dropout in the conditioning stack
-        try:
-            cond_steps = model.condition_steps(cond, batch)
-        finally:
-            model.train(was_training)
     guided = cfg_scale != 1.0
     if guided and (class_labels is None or cfg.num_classes == 0):
         raise ValueError("cfg_scale != 1 needs class_labels and a model with num_classes > 0")
@@ -244,21 +238,21 @@ def generate(
     if guided:
         labels = torch.cat([labels, torch.full_like(labels, model.null_class)])
     capacity = min(cfg.block_size, total)
-    decoder = _Decoder(
-        model,
-        grid,
-        present.any(dim=0),
-        pads,
-        model.start_embedding(labels, 2 * batch if guided else batch),
-        copies=2 if guided else 1,
-        capacity=capacity,
-        keep=max(1, 3 * cfg.block_size // 4 - 1),
-        use_cache=use_cache,
-        cond_steps=cond_steps,
-    )
     was_training = model.training
-    model.eval()
+    model.eval()  # also keeps dropout out of the conditioning stack
     try:
+        decoder = _Decoder(
+            model,
+            grid,
+            present.any(dim=0),
+            pads,
+            model.start_embedding(labels, 2 * batch if guided else batch),
+            copies=2 if guided else 1,
+            capacity=capacity,
+            keep=max(1, 3 * cfg.block_size // 4 - 1),
+            use_cache=use_cache,
+            cond_steps=model.condition_steps(cond, batch) if conditioned else None,
+        )
         lo = 0 if max_first + 1 <= capacity else max_first - decoder.keep
         logits = decoder.prefill(lo, max_first)
         next_frame = 0

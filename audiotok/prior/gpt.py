@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiotok.config import StrictConfig, check_keys
-from audiotok.prior.condition import GridCondition
+from audiotok.prior.condition import GridCondition, split_packed_levels
 from audiotok.prior.generate import generate
 from audiotok.prior.io import save_pretrained
 from audiotok.prior.layers import KVCache, Transformer
@@ -126,6 +126,17 @@ class GPTConfig(StrictConfig):
                     f"a conditioned prior models whole {self.latent_shape} grids: "
                     f"{self.pattern.num_steps(frames)} steps exceed block_size {self.block_size}"
                 )
+
+    @property
+    def cond_ratio(self) -> int:
+        """r, fine cells per conditioning cell along each side (0 when not conditioned)."""
+        return self.latent_shape[0] // self.cond_shape[0] if self.cond_codebooks else 0
+
+    @property
+    def packed_rows(self) -> int:
+        """Code rows of the packed two-level layout a conditioned prior reads (top rows, then
+        the bottom rows folded r x r; :func:`~audiotok.prior.condition.split_packed_levels`)."""
+        return self.cond_codebooks + self.cond_ratio**2 * self.num_codebooks
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the pattern as a nested dict)."""
@@ -278,6 +289,15 @@ class GPT(nn.Module):
         index = torch.arange(t, device=frames.device).expand(1, self.config.num_codebooks, t)
         step_frame = self.config.pattern.build(index)[0][0].amax(dim=0)  # (S,) frame of step
         return frames[:, step_frame.clamp(min=0)]
+
+    def split_packed(self, packed: Tensor) -> tuple[Tensor, Tensor]:
+        """A conditioned prior's view of packed two-level rows ``(B, packed_rows, h w)``:
+        ``(codes (B, K, H' W'), cond (B, Kc, h, w))``."""
+        cfg = self.config
+        top, bottom = split_packed_levels(
+            packed, cfg.cond_codebooks, tuple(cfg.cond_shape), cfg.cond_ratio
+        )
+        return bottom[:, : cfg.num_codebooks], top
 
     # -- training and scoring -------------------------------------------------------------
     def hidden_states(

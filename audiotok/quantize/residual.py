@@ -182,24 +182,19 @@ class ResidualQuantizer(Quantizer):
         codes, counts = [], []
         for i, stage in enumerate(self.stages[:k]):
             active = None if n_used is None else (n_used > i).nonzero().squeeze(1)
-            if active is None or active.numel() == z.shape[0]:
-                out = stage._forward(residual)
-                q, c = (out.quantized if per_stage else out.quantized.detach()), out.codes
-                decoded = _output_path(stage, c) if with_params else None
-                if fit and out.codes.numel():
-                    loss = loss + self._latent_fit(residual, out.quantized.detach(), decoded)
-            else:
-                # only the samples that use this stage: keeps the stage's statistics honest
-                r_active = residual.index_select(0, active)
-                out = stage._forward(r_active)
-                q = torch.zeros_like(z).index_copy(
-                    0, active, out.quantized if per_stage else out.quantized.detach()
+            everyone = active is None or active.numel() == z.shape[0]
+            # only the samples that use this stage: keeps the stage's statistics honest
+            stage_in = residual if everyone else residual.index_select(0, active)
+            out = stage._forward(stage_in)
+            q, c = (out.quantized if per_stage else out.quantized.detach()), out.codes
+            decoded = _output_path(stage, c) if with_params else None
+            if fit and c.numel():
+                loss = loss + self._latent_fit(stage_in, out.quantized.detach(), decoded)
+            if not everyone:  # back to the whole batch: zeros and code -1 where skipped
+                q = torch.zeros_like(z).index_copy(0, active, q)
+                c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device).index_copy_(
+                    0, active, c
                 )
-                c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device)
-                c = c.index_copy_(0, active, out.codes)
-                decoded = _output_path(stage, out.codes) if with_params else None
-                if fit and out.codes.numel():
-                    loss = loss + self._latent_fit(r_active, out.quantized.detach(), decoded)
                 if decoded is not None:
                     decoded = torch.zeros_like(z).index_copy_(0, active, decoded)
             if decoded is not None:

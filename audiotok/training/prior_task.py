@@ -31,7 +31,6 @@ from torch.utils.data import Dataset
 
 from audiotok.data.shards import TokenShards, TokenWindows
 from audiotok.errors import UserError
-from audiotok.prior.condition import split_packed_levels
 from audiotok.training.config import TrainConfig
 from audiotok.training.ddp import DistInfo, unwrap
 from audiotok.training.tasks import StepOutput
@@ -83,13 +82,10 @@ class PriorTask:
                 labels = labels.long().where(labels >= 0, prior.config.num_classes)
             else:
                 labels = None
-        cfg = prior.config
-        if getattr(cfg, "cond_codebooks", 0):
-            shape = tuple(cfg.cond_shape)
-            ratio = cfg.latent_shape[0] // shape[0]
-            top, bottom = split_packed_levels(batch, cfg.cond_codebooks, shape, ratio)
-            return bottom[:, : cfg.num_codebooks], labels, {"cond": top}
-        return batch[:, : cfg.num_codebooks], labels, {}
+        if getattr(prior.config, "cond_codebooks", 0):
+            codes, cond = prior.split_packed(batch)
+            return codes, labels, {"cond": cond}
+        return batch[:, : prior.config.num_codebooks], labels, {}
 
     def adversarial(self, step: int) -> bool:
         """Priors train without an adversary."""
@@ -196,8 +192,7 @@ class PriorTaskBuilder:
                 f"prior models {cfg.num_codebooks} x {cfg.codebook_size}"
             )
         if getattr(cfg, "cond_codebooks", 0):
-            ratio = cfg.latent_shape[0] // cfg.cond_shape[0]
-            rows = cfg.cond_codebooks + ratio * ratio * cfg.num_codebooks
+            ratio, rows = cfg.cond_ratio, cfg.packed_rows
             if info.latent_shape != tuple(cfg.cond_shape) or info.num_codebooks != rows:
                 raise UserError(
                     f"{shards.dir}: {info.num_codebooks} code rows on {info.latent_shape} grids; "
