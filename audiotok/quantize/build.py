@@ -53,6 +53,7 @@ SPEC_KEYS: dict[str, dict[str, Any]] = {
         "dropout": 0.0,
         "latent_loss": 0.0,
         "gradient": "sum",
+        "latent_fit": "both",
         "stage": None,
     },
     "product": {"groups": 2, "stage": None},
@@ -124,6 +125,7 @@ def build_quantizer(spec: Mapping[str, Any], dim: int) -> Quantizer:
             dropout=o["dropout"],
             latent_loss=o["latent_loss"],
             gradient=o["gradient"],
+            latent_fit=o["latent_fit"],
         )
     return _build_more(kind, o, dim)
 

@@ -24,6 +24,12 @@ added ~3, every stage saw nearly the same residual, and codebooks 3-8 carried no
 (mel@4 = mel). With ``latent_loss`` each stage adds, in the latent space,
 ``||sg(r_i) - output_path(c_i)||^2`` (its output fits its input, through ``project_out``) and
 ``||r_i - sg(q_i)||^2`` (SoundStream's commitment, which bounds the encoder's scale).
+With ``gradient="stages"`` the first term is taken on the stage's output itself (its
+straight-through carries the gradient to the output and input projections).
+``latent_fit="commit"`` keeps the commitment alone; without the fit, the per-stage v2 run's
+stage outputs outgrew their residuals after step 3000 (each stage added ~6-7 to residuals of
+~4-5, the residual grew after stage 2, ``resid@4`` went 0.46 -> 0.70 in 1750 steps while the
+commitment rose 0.4 -> 2.4).
 
 *Gradient path* (``gradient``). The identity straight-through on the sum also assumes the
 output can follow ``z``; with l2-normalised projected stages it cannot, and even with the
@@ -61,6 +67,9 @@ class ResidualQuantizer(Quantizer):
             on the sum gives ``z`` the identity gradient (moshi). ``"stages"``: each stage's
             own straight-through (in its projected space) carries the gradient through the
             residual chain, as DAC does, so the encoder only moves along what the stages read.
+        latent_fit: ``"both"`` (default): with ``latent_loss``, each stage's output is fit to
+            its residual and the residual committed to the output; ``"commit"``: the
+            commitment alone.
 
     Shapes:
         ``forward(z: (B, ..., D), num_codebooks=k) -> quantized (B, ..., D), codes (B, ..., k)``.
@@ -74,6 +83,7 @@ class ResidualQuantizer(Quantizer):
         dropout: float = 0.0,
         latent_loss: float = 0.0,
         gradient: str = "sum",
+        latent_fit: str = "both",
     ) -> None:
         super().__init__()
         if len(stages) == 0:
@@ -84,6 +94,8 @@ class ResidualQuantizer(Quantizer):
             raise ValueError(f"latent_loss must be >= 0, got {latent_loss}")
         if gradient not in ("sum", "stages"):
             raise ValueError(f"gradient must be 'sum' or 'stages', got {gradient!r}")
+        if latent_fit not in ("both", "commit"):
+            raise ValueError(f"latent_fit must be 'both' or 'commit', got {latent_fit!r}")
         dims = {s.dim for s in stages}
         sizes = {s.codebook_size for s in stages}
         if len(dims) != 1 or len(sizes) != 1:
@@ -100,6 +112,7 @@ class ResidualQuantizer(Quantizer):
         self.dropout = dropout
         self.latent_loss = float(latent_loss)
         self.gradient = gradient
+        self.latent_fit = latent_fit
 
     @classmethod
     def from_factory(
@@ -110,6 +123,7 @@ class ResidualQuantizer(Quantizer):
         dropout: float = 0.0,
         latent_loss: float = 0.0,
         gradient: str = "sum",
+        latent_fit: str = "both",
     ) -> ResidualQuantizer:
         """K identically configured (independently initialised) stages from ``stage()``."""
         if num_codebooks < 1:
@@ -119,6 +133,7 @@ class ResidualQuantizer(Quantizer):
             dropout=dropout,
             latent_loss=latent_loss,
             gradient=gradient,
+            latent_fit=latent_fit,
         )
 
     @property
@@ -132,6 +147,7 @@ class ResidualQuantizer(Quantizer):
     def extra_repr(self) -> str:
         extra = f", latent_loss={self.latent_loss}" if self.latent_loss else ""
         extra += ", gradient='stages'" if self.gradient == "stages" else ""
+        extra += ", latent_fit='commit'" if self.latent_fit == "commit" else ""
         return f"num_codebooks={self.num_codebooks}, dropout={self.dropout}{extra}"
 
     # -- public API (adds num_codebooks to the base contract) ------------------------------
@@ -189,7 +205,10 @@ class ResidualQuantizer(Quantizer):
             q, c = (out.quantized if per_stage else out.quantized.detach()), out.codes
             decoded = _output_path(stage, c) if with_params else None
             if fit and c.numel():
-                loss = loss + self._latent_fit(stage_in, out.quantized.detach(), decoded)
+                # the output path that carries the fit's gradient: the stage's own output
+                # under the per-stage straight-through, else its trainable output weights
+                fitted = None if self.latent_fit == "commit" else (q if per_stage else decoded)
+                loss = loss + self._latent_fit(stage_in, out.quantized.detach(), fitted)
             if not everyone:  # back to the whole batch: zeros and code -1 where skipped
                 q = torch.zeros_like(z).index_copy(0, active, q)
                 c = torch.full(z.shape[:-1], -1, dtype=torch.long, device=z.device).index_copy_(
@@ -214,11 +233,12 @@ class ResidualQuantizer(Quantizer):
         codes_t = torch.stack(codes, dim=-1)  # (B, ..., k)
         return QuantizerOutput(quantized, codes_t, loss, self._metrics(codes, counts, n_used))
 
-    def _latent_fit(self, residual: Tensor, q: Tensor, decoded: Tensor | None) -> Tensor:
-        """``latent_loss * (||sg(r) - output_path||^2 + ||r - sg(q)||^2)`` for one stage."""
+    def _latent_fit(self, residual: Tensor, q: Tensor, fitted: Tensor | None) -> Tensor:
+        """``latent_loss * (||sg(r) - fitted||^2 + ||r - sg(q)||^2)`` for one stage, the
+        first term only when ``fitted`` (an output that carries gradient) is given."""
         commit = F.mse_loss(residual, q)
-        if decoded is not None:
-            commit = commit + F.mse_loss(decoded, residual.detach())
+        if fitted is not None:
+            commit = commit + F.mse_loss(fitted, residual.detach())
         return self.latent_loss * commit
 
     def _metrics(

@@ -295,3 +295,32 @@ def test_per_stage_gradient_with_dropout_reaches_only_the_stages_a_sample_used()
     for i, s in enumerate(q.stages):
         # a stage's output weights get gradient only if some sample used it
         assert (s.project_out.weight.grad is not None) == bool((n_used > i).any())
+
+
+def test_latent_fit_pulls_per_stage_outputs_onto_their_residuals() -> None:
+    # under the per-stage straight-through the fit term acts on the stage's own output:
+    # with "both" the quantizer's loss reaches every stage's output projection; with
+    # "commit" (the commitment alone) a stage's output is only constrained through the
+    # next stage's residual, so the last stage's is not constrained at all
+    torch.manual_seed(0)
+    both = ResidualQuantizer.from_factory(
+        lambda: VectorQuantizer(D, 16, codebook_dim=3, normalize="lookup"),
+        2,
+        gradient="stages",
+        latent_loss=1.0,
+    )
+    commit = copy.deepcopy(both)
+    commit.latent_fit = "commit"
+    z = torch.randn(6, 8, D)
+    both.train(), commit.train()
+    both(z).loss.backward()
+    commit(z).loss.backward()
+    for a in both.stages:
+        assert a.project_out.weight.grad.abs().sum() > 0
+    last = commit.stages[-1].project_out.weight.grad
+    assert last is None or not last.any()
+    with torch.no_grad():  # the difference is exactly the fit of each stage's output
+        extra = float(both(z).loss - commit(z).loss)
+    assert extra > 0
+    with pytest.raises(ValueError, match="latent_fit"):
+        ResidualQuantizer([VectorQuantizer(D, 4)], latent_fit="output")
