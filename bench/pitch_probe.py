@@ -74,8 +74,7 @@ class _Fit:
         xtr = np.concatenate([xs[i] for i in files])
         ytr = np.concatenate([ys[i] for i in files])
         self.mu, self.sd = xtr.mean(0), xtr.std(0) + 1e-6
-        self.fmu = 0.0
-        a = self.design(xtr)
+        a = self._features(xtr)
         self.fmu = a.mean(0)
         a = a - self.fmu
         self.ymu = float(ytr.mean())
@@ -83,12 +82,12 @@ class _Fit:
         proj = evecs.T @ (a.T @ (ytr - self.ymu))
         self.weights = {al: evecs @ (proj / (evals + al)) for al in ALPHAS}
 
-    def design(self, x: np.ndarray) -> np.ndarray:
+    def _features(self, x: np.ndarray) -> np.ndarray:
         z = np.clip((x - self.mu) / self.sd, -6.0, 6.0)
-        return np.concatenate([z, z**2], axis=1) - self.fmu
+        return np.concatenate([z, z**2], axis=1)
 
     def predict(self, x: np.ndarray, alpha: float) -> np.ndarray:
-        return self.design(x) @ self.weights[alpha] + self.ymu
+        return (self._features(x) - self.fmu) @ self.weights[alpha] + self.ymu
 
 
 def _ridge_cv(xs: list[np.ndarray], ys: list[np.ndarray], folds: int = 5) -> tuple[float, float]:
