@@ -65,6 +65,15 @@ class ISTFTHead(nn.Module):
         hop_length: STFT hop, the codec's samples per frame.
         n_fft: FFT size (and Hann window length), ``>= hop_length``.
         max_magnitude: clamp on the predicted linear magnitude (keeps ``exp`` finite).
+        mlp_hidden: width of a GELU MLP added to the linear projection (0: linear only).
+
+    Why the MLP: a linear head from ``hidden`` features can only emit log-magnitude frames in
+    a ``hidden``-dimensional subspace of the ``n_fft // 2 + 1`` bins. A voice's harmonics
+    are a ripple whose period in bins is set by its pitch, so every pitch needs its own
+    direction; with 256 features for 641 bins, projecting *true* speech spectra onto the
+    head's span lost a fifth of the ViSQOL score (5.0 -> 3.9 with the true phase). The MLP's
+    output layer starts at zero, so adding it to a trained linear head changes nothing until
+    it learns.
     """
 
     def __init__(
@@ -75,22 +84,47 @@ class ISTFTHead(nn.Module):
         hop_length: int = 320,
         n_fft: int = 1280,
         max_magnitude: float = 100.0,
+        mlp_hidden: int = 0,
     ) -> None:
         super().__init__()
         if n_fft < hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be >= hop_length ({hop_length})")
+        if mlp_hidden < 0:
+            raise ValueError(f"mlp_hidden must be >= 0, got {mlp_hidden}")
         self.channels, self.hop_length, self.n_fft = channels, hop_length, n_fft
         self.max_magnitude = max_magnitude
         self.bins = n_fft // 2 + 1
         self.proj = nn.Linear(hidden, channels * self.bins * 2)
+        self.mlp: nn.Sequential | None = None
+        if mlp_hidden:
+            out = nn.Linear(mlp_hidden, channels * self.bins * 2)
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
+            self.mlp = nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.GELU(), out)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def spectrum(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The predicted frames before the inverse STFT, fp32.
+
+        Args:
+            x: ``(B, T', H)``.
+
+        Returns:
+            ``(log_magnitude, phase)``, each ``(B, T', C, n_fft // 2 + 1)`` (the
+            log-magnitude before the :attr:`max_magnitude` clamp).
+        """
+        batch, frames, _ = x.shape
+        y = self.proj(x)
+        if self.mlp is not None:
+            y = y + self.mlp(x)
+        y = y.float().reshape(batch, frames, self.channels, 2, self.bins)
+        return y[..., 0, :], y[..., 1, :]
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: (B, T', H)`` -> ``(B, C, T' * hop_length)``."""
         batch, frames, _ = x.shape
-        y = self.proj(x).float().reshape(batch, frames, self.channels, 2, self.bins)
-        magnitude = torch.exp(y[..., 0, :]).clamp(max=self.max_magnitude)
-        phase = y[..., 1, :]
+        log_magnitude, phase = self.spectrum(x)
+        magnitude = torch.exp(log_magnitude).clamp(max=self.max_magnitude)
         spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
         spec = spec.permute(0, 2, 3, 1).reshape(batch * self.channels, self.bins, frames)
         wav = self.istft(spec)
@@ -136,6 +170,8 @@ class ISTFTDecoder(nn.Module):
         intermediate: MLP width inside each block (default ``3 * hidden``).
         num_layers: ConvNeXt blocks.
         kernel_size: depthwise conv kernel (odd) of the input conv and the blocks.
+        head_hidden: MLP width added to the linear ISTFT head (0: linear head; see
+            :class:`ISTFTHead`).
     """
 
     def __init__(
@@ -149,6 +185,7 @@ class ISTFTDecoder(nn.Module):
         intermediate: int | None = None,
         num_layers: int = 8,
         kernel_size: int = 7,
+        head_hidden: int = 0,
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
@@ -167,7 +204,11 @@ class ISTFTDecoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(hidden, eps=1e-6)
         self.head = ISTFTHead(
-            hidden, channels=channels, hop_length=hop_length, n_fft=n_fft or 4 * hop_length
+            hidden,
+            channels=channels,
+            hop_length=hop_length,
+            n_fft=n_fft or 4 * hop_length,
+            mlp_hidden=head_hidden,
         )
 
     def forward(self, latent: Tensor) -> Tensor:

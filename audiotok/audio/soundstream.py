@@ -78,6 +78,8 @@ class SoundStreamConfig(CodecConfig):
         istft_hidden: ConvNeXt width of the istft decoder.
         istft_intermediate: ConvNeXt MLP width (0: ``3 * istft_hidden``).
         istft_layers: ConvNeXt blocks.
+        istft_head_hidden: MLP width added to the istft decoder's linear head (0: linear
+            head only, as before this option existed).
         n_fft: istft decoder FFT size (0: ``4 * hop_length``).
         quantizer: a :func:`audiotok.quantize.build_quantizer` spec on ``latent_dim``.
     """
@@ -103,6 +105,7 @@ class SoundStreamConfig(CodecConfig):
     istft_hidden: int = 256
     istft_intermediate: int = 0
     istft_layers: int = 8
+    istft_head_hidden: int = 0
     n_fft: int = 0
     quantizer: dict[str, Any] = field(default_factory=default_residual_quantizer)
 
@@ -117,6 +120,7 @@ class SoundStreamConfig(CodecConfig):
             "lstm_layers",
             "istft_intermediate",
             "istft_layers",
+            "istft_head_hidden",
             "n_fft",
             "encoder_layers",
             "encoder_n_fft",
@@ -206,6 +210,7 @@ class SoundStream(AudioCodec):
                 hidden=config.istft_hidden,
                 intermediate=config.istft_intermediate or None,
                 num_layers=config.istft_layers,
+                head_hidden=config.istft_head_hidden,
             )
 
     @property

@@ -121,3 +121,33 @@ def test_istft_decoder_output_length_and_validation() -> None:
         ISTFTHead(4, hop_length=8, n_fft=4)
     with pytest.raises(ValueError):
         ISTFTDecoder(dim=4, kernel_size=4)
+
+
+def test_istft_head_mlp_starts_as_the_linear_head_and_lifts_its_rank_limit() -> None:
+    torch.manual_seed(0)
+    linear = ISTFTHead(2, hop_length=4, n_fft=16)  # 9 bins from 2 features
+    grown = ISTFTHead(2, hop_length=4, n_fft=16, mlp_hidden=64)
+    grown.proj.load_state_dict(linear.proj.state_dict())
+    x = torch.randn(3, 5, 2)
+    # the MLP's output layer starts at zero: growing a trained head changes nothing
+    torch.testing.assert_close(grown(x), linear(x), rtol=0, atol=0)
+
+    # five frames whose log-magnitudes span 5 dimensions: a linear head from 2 features
+    # reaches at most a 3-dimensional (affine) set of them, the MLP all of them
+    inputs = torch.randn(1, 5, 2)
+    target = 3.0 * torch.randn(1, 5, 1, 9)
+
+    def fit(head: ISTFTHead) -> float:
+        opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+        for _ in range(1500):
+            loss = (head.spectrum(inputs)[0] - target).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    floor = target - target.mean(1, keepdim=True)  # what a rank-deficient fit must leave
+    assert fit(linear) > 0.1 * float(floor.square().mean())
+    assert fit(grown) < 1e-3
+    with pytest.raises(ValueError, match="mlp_hidden"):
+        ISTFTHead(4, mlp_hidden=-1)
