@@ -62,6 +62,8 @@ class SoundStreamConfig(CodecConfig):
             STFT + ConvNeXt blocks at the frame rate).
         encoder_hidden: ConvNeXt width of the spectral encoder.
         encoder_layers: ConvNeXt blocks of the spectral encoder.
+        encoder_embed_hidden: MLP width added to the spectral encoder's linear input
+            projection (0: linear only, as before this option existed).
         encoder_n_fft: spectral encoder FFT size (0: ``4 * hop_length``).
         encoder_channels: SEANet encoder filters after the first conv (doubled per ratio).
         dilations: residual units (one per dilation) before each downsampling, mirrored in
@@ -90,6 +92,7 @@ class SoundStreamConfig(CodecConfig):
     encoder: str = "seanet"
     encoder_hidden: int = 256
     encoder_layers: int = 6
+    encoder_embed_hidden: int = 0
     encoder_n_fft: int = 0
     encoder_channels: int = 32
     dilations: tuple[int, ...] = (1,)
@@ -123,6 +126,7 @@ class SoundStreamConfig(CodecConfig):
             "istft_head_hidden",
             "n_fft",
             "encoder_layers",
+            "encoder_embed_hidden",
             "encoder_n_fft",
         ):
             v = getattr(self, name)
@@ -141,6 +145,10 @@ class SoundStreamConfig(CodecConfig):
             )
         if self.decoder not in ("istft", "seanet"):
             raise ValueError(f"decoder must be 'istft' or 'seanet', got {self.decoder!r}")
+        if self.encoder_embed_hidden and self.encoder != "spectral":
+            raise ValueError("encoder_embed_hidden applies to the spectral encoder only")
+        if self.istft_head_hidden and self.decoder != "istft":
+            raise ValueError("istft_head_hidden applies to the istft decoder only")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.pad_mode not in ("reflect", "constant"):
@@ -195,6 +203,7 @@ class SoundStream(AudioCodec):
                 n_fft=config.encoder_n_fft or 4 * config.hop_length,
                 hidden=config.encoder_hidden,
                 num_layers=config.encoder_layers,
+                embed_hidden=config.encoder_embed_hidden,
             )
         else:
             self.encoder = SEANetEncoder(n_filters=config.encoder_channels, **shared)

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from audiotok.registry import build_model
-from audiotok.training.checkpoint import load_checkpoint, save_checkpoint
+from audiotok.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from audiotok.training.config import load_config
 
 
@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
-    out = args.run_dir / "checkpoints" / args.checkpoint.name
-    if out.exists():
-        raise SystemExit(f"{out} exists")
     cfg = load_config(args.recipe, args.overrides)
     old = load_checkpoint(args.checkpoint)
+    out = checkpoint_path(args.run_dir, int(old["step"]))  # where --resume looks
+    if out.exists():
+        raise SystemExit(f"{out} exists")
     new_config = cfg.to_dict()
     # keep what the trainer saved about the run itself (device, run_dir, precision)
     for key in ("run_dir", "device", "precision"):

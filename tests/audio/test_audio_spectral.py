@@ -108,3 +108,33 @@ def test_channels_last_discriminator_gives_the_same_outputs() -> None:
         la + [f for fs in fa for f in fs], lb + [f for fs in fb for f in fs], strict=True
     ):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_spectral_encoder_embed_mlp_starts_as_the_linear_projection() -> None:
+    from audiotok.audio.spectral import SpectralEncoder
+
+    torch.manual_seed(0)
+    plain = SpectralEncoder(dim=6, hop_length=8, n_fft=32, hidden=12, num_layers=1)
+    grown = SpectralEncoder(dim=6, hop_length=8, n_fft=32, hidden=12, num_layers=1, embed_hidden=20)
+    missing = grown.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("embed_mlp.") for k in missing)
+    wav = torch.randn(2, 1, 8 * 9)
+    torch.testing.assert_close(grown(wav), plain(wav), rtol=0, atol=0)
+    grown(wav).square().sum().backward()  # and the branch learns from there
+    assert grown.embed_mlp[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="embed_hidden"):
+        SpectralEncoder(embed_hidden=-1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"encoder": "seanet", "encoder_embed_hidden": 8},
+        {"encoder": "spectral", "decoder": "seanet", "istft_head_hidden": 8},
+    ],
+)
+def test_mlp_widths_need_the_parts_they_widen(bad: dict) -> None:
+    from audiotok.audio.soundstream import SoundStreamConfig
+
+    with pytest.raises(ValueError, match="applies to"):
+        SoundStreamConfig(**bad)
