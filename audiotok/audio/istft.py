@@ -211,9 +211,13 @@ class ISTFTDecoder(nn.Module):
             mlp_hidden=head_hidden,
         )
 
-    def forward(self, latent: Tensor) -> Tensor:
-        """``latent: (B, D, T')`` -> ``(B, C, T' * hop_length)``."""
+    def head_input(self, latent: Tensor) -> Tensor:
+        """What the ISTFT head sees: ``latent (B, D, T')`` -> ``(B, T', hidden)``."""
         x = self.norm(self.embed(latent).transpose(1, 2)).transpose(1, 2)  # (B, H, T')
         for block in self.blocks:
             x = block(x)
-        return self.head(self.final_norm(x.transpose(1, 2)))
+        return self.final_norm(x.transpose(1, 2))
+
+    def forward(self, latent: Tensor) -> Tensor:
+        """``latent: (B, D, T')`` -> ``(B, C, T' * hop_length)``."""
+        return self.head(self.head_input(latent))
