@@ -46,12 +46,15 @@ class CodecOutput:
             quantizer dropout, rows of the stages a sample skipped are ``-1``.
         loss: scalar float, the quantizer's auxiliary loss (commitment/codebook terms).
         metrics: detached logging values from the quantizer (``perplexity``, ``usage``, ...).
+        spectrum: ``(B, T', C, bins)`` log-magnitude frames an inverse-STFT decoder predicted
+            (compare with :meth:`AudioCodec.spectrum_target`), None for other decoders.
     """
 
     audio: Tensor
     codes: Tensor
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
+    spectrum: Tensor | None = None
 
 
 class AudioCodec(nn.Module):
@@ -77,6 +80,17 @@ class AudioCodec(nn.Module):
     def decode_latent(self, quantized: Tensor) -> Tensor:  # pragma: no cover - abstract
         """Decoder: ``quantized (B, D, T')`` -> ``wav (B, C, T' * hop_length)``."""
         raise NotImplementedError
+
+    # -- optional -----------------------------------------------------------------------
+    def decode_latent_with_spectrum(self, quantized: Tensor) -> tuple[Tensor, Tensor | None]:
+        """:meth:`decode_latent` and, for a decoder that predicts STFT frames, their
+        log-magnitude ``(B, T', C, bins)`` (None here)."""
+        return self.decode_latent(quantized), None
+
+    def spectrum_target(self, wav: Tensor) -> Tensor | None:
+        """The log-magnitude frames that would decode to ``wav``, in the decoder's framing
+        (``(B, T', C, bins)``), or None when the decoder predicts none."""
+        return None
 
     @property
     def hop_length(self) -> int:  # pragma: no cover - abstract
@@ -154,8 +168,9 @@ class AudioCodec(nn.Module):
         z = rearrange(latent, "b d t -> b t d")
         k = None if num_codebooks is None else int(num_codebooks)
         q = self.quantizer(z, num_codebooks=k)
-        audio = self.decode_latent(rearrange(q.quantized, "b t d -> b d t"))
-        return CodecOutput(audio[..., :length], self._codes_out(q.codes), q.loss, q.metrics)
+        audio, spectrum = self.decode_latent_with_spectrum(rearrange(q.quantized, "b t d -> b d t"))
+        codes = self._codes_out(q.codes)
+        return CodecOutput(audio[..., :length], codes, q.loss, q.metrics, spectrum)
 
     @torch.no_grad()
     def encode(self, wav: Tensor, num_codebooks: int | None = None) -> Tensor:

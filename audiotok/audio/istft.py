@@ -120,15 +120,36 @@ class ISTFTHead(nn.Module):
         y = y.float().reshape(batch, frames, self.channels, 2, self.bins)
         return y[..., 0, :], y[..., 1, :]
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``x: (B, T', H)`` -> ``(B, C, T' * hop_length)``."""
-        batch, frames, _ = x.shape
-        log_magnitude, phase = self.spectrum(x)
+    def synthesize(self, log_magnitude: Tensor, phase: Tensor) -> Tensor:
+        """Predicted frames ``(B, T', C, bins)`` -> audio ``(B, C, T' * hop_length)``."""
+        batch, frames = log_magnitude.shape[:2]
         magnitude = torch.exp(log_magnitude).clamp(max=self.max_magnitude)
         spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
         spec = spec.permute(0, 2, 3, 1).reshape(batch * self.channels, self.bins, frames)
         wav = self.istft(spec)
         return wav.reshape(batch, self.channels, -1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: (B, T', H)`` -> ``(B, C, T' * hop_length)``."""
+        return self.synthesize(*self.spectrum(x))
+
+    def log_spectrum(self, wav: Tensor, floor: float = 1e-5) -> Tensor:
+        """The log-magnitude STFT of ``wav`` in this head's framing: the frames the head
+        would have to predict to give ``wav`` back (with its phase), fp32.
+
+        Args:
+            wav: ``(B, C, T' * hop_length)``.
+            floor: magnitude floor of the log.
+
+        Returns:
+            ``(B, T', C, n_fft // 2 + 1)``.
+        """
+        left = (self.n_fft - self.hop_length) // 2
+        with torch.autocast(device_type=wav.device.type, enabled=False):
+            x = F.pad(wav.float(), (left, self.n_fft - self.hop_length - left))
+            frames = x.unfold(-1, self.n_fft, self.hop_length)  # (B, C, T', n_fft)
+            mag = torch.fft.rfft(frames * self.window, dim=-1).abs()
+        return torch.log(mag.clamp(min=floor)).transpose(1, 2)
 
     def istft(self, spec: Tensor) -> Tensor:
         """Inverse STFT with "same" padding.
@@ -221,3 +242,8 @@ class ISTFTDecoder(nn.Module):
     def forward(self, latent: Tensor) -> Tensor:
         """``latent: (B, D, T')`` -> ``(B, C, T' * hop_length)``."""
         return self.head(self.head_input(latent))
+
+    def forward_with_spectrum(self, latent: Tensor) -> tuple[Tensor, Tensor]:
+        """The audio and the log-magnitude frames it was made from, ``(B, T', C, bins)``."""
+        log_magnitude, phase = self.head.spectrum(self.head_input(latent))
+        return self.head.synthesize(log_magnitude, phase), log_magnitude

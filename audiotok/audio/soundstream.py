@@ -244,3 +244,15 @@ class SoundStream(AudioCodec):
     def decode_latent(self, quantized: Tensor) -> Tensor:
         """``quantized: (B, latent_dim, T')`` -> ``(B, C, T' * hop_length)``."""
         return self.decoder(quantized)
+
+    def decode_latent_with_spectrum(self, quantized: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The audio and, with the istft decoder, its predicted log-magnitude frames."""
+        if isinstance(self.decoder, ISTFTDecoder):
+            return self.decoder.forward_with_spectrum(quantized)
+        return self.decoder(quantized), None
+
+    def spectrum_target(self, wav: Tensor) -> Tensor | None:
+        """``wav (B, C, T' * hop)``'s log-magnitude in the istft head's framing, else None."""
+        if isinstance(self.decoder, ISTFTDecoder):
+            return self.decoder.head.log_spectrum(wav)
+        return None

@@ -142,11 +142,16 @@ class LossConfig:
     ``MultiResolutionSTFTLoss`` (e.g. ``n_ffts``). ``feature_matching_relative`` divides each
     feature map's L1 by the real map's mean magnitude (EnCodec), which keeps the feature
     matching weight meaningful without the balancer.
+    ``spectrum`` weighs an L1 between the log-magnitude frames an inverse-STFT decoder
+    predicts and the input's own, in the decoder's framing (APNet/APCodec's amplitude loss):
+    a direct, per-bin target for the harmonics, which the waveform losses reach only
+    through the inverse STFT.
     """
 
     mel: float = 1.0
     stft: float = 1.0
     time_l1: float = 0.0
+    spectrum: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
     commitment: float = 1.0

@@ -36,12 +36,16 @@ from audiotok.audio.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
 )
+from audiotok.errors import UserError
 from audiotok.eval import metrics as eval_metrics
 from audiotok.training.balancer import Balancer
 from audiotok.training.config import LossConfig
 from audiotok.training.ddp import unwrap
 
 __all__ = ["StepOutput", "Task", "CodecTask", "Discriminators", "code_counts"]
+
+#: log-magnitude floor of the spectrum loss (a magnitude of 1e-5, the frames' own floor)
+SPECTRUM_LOG_FLOOR = math.log(1e-5)
 
 
 @dataclass
@@ -190,6 +194,12 @@ class CodecTask:
         }
         self.weights = weights
         self.balancer = Balancer(weights) if loss.balancer else None
+        if loss.spectrum > 0:
+            probe = torch.zeros(1, codec.channels, codec.hop_length, device=device)
+            if codec.spectrum_target(probe) is None:
+                raise UserError(
+                    "loss.spectrum needs a decoder that predicts STFT frames (decoder: istft)"
+                )
         self.bits_per_code = math.log2(codec.codebook_size) if codec.codebook_size > 1 else 0.0
 
     def adversarial(self, step: int) -> bool:
@@ -252,21 +262,41 @@ class CodecTask:
                 losses["feature_matching"] = feature_matching_loss(
                     real_feats, fake_feats, relative=self.cfg.feature_matching_relative
                 )
-        commitment = out.loss.float() * self.cfg.commitment
+        # terms that do not flow through the waveform: kept out of the balancer
+        direct = out.loss.float() * self.cfg.commitment
+        spectrum = self._spectrum_loss(out.spectrum, batch) if self.cfg.spectrum > 0 else None
+        if spectrum is not None:
+            direct = direct + self.cfg.spectrum * spectrum
         weighted = sum((self.weights[k] * v for k, v in losses.items()), fake.new_zeros(()))
-        total = weighted + commitment
+        total = weighted + direct
         if self.balancer is not None and losses:
             grad, _ = self.balancer.gradient(losses, fake)
-            if commitment.requires_grad:
-                torch.autograd.backward([fake, commitment], [grad, torch.ones_like(commitment)])
+            if direct.requires_grad:
+                torch.autograd.backward([fake, direct], [grad, torch.ones_like(direct)])
             else:
                 fake.backward(grad)
         else:
             total.backward()
         logged = {k: v.detach() for k, v in losses.items()}
         logged["commitment"] = out.loss.detach().float()
+        if spectrum is not None:
+            logged["spectrum"] = spectrum.detach()
         logged["total"] = total.detach()
         return StepOutput(logged, self._metrics(out.codes), out.audio.detach().float())
+
+    def _spectrum_loss(self, predicted: Tensor | None, batch: Tensor) -> Tensor:
+        """L1 between the decoder's predicted log-magnitude frames and the input's, in the
+        decoder's framing (APNet's amplitude loss, arXiv:2305.07952). Bins below the
+        target's floor cost nothing for being quieter still."""
+        if predicted is None:
+            raise UserError("loss.spectrum needs a decoder that predicts STFT frames (istft)")
+        with torch.no_grad():
+            target = self.codec.spectrum_target(self.codec._pad(batch.float()))
+            if target is not None:
+                target = target.clamp(min=SPECTRUM_LOG_FLOOR)
+        if target is None:
+            raise UserError("loss.spectrum needs a decoder that predicts STFT frames (istft)")
+        return F.l1_loss(predicted.float().clamp(min=SPECTRUM_LOG_FLOOR), target)
 
     def discriminator_step(self, batch: Tensor, out: StepOutput, step: int) -> dict[str, Tensor]:
         """Hinge loss of the discriminators on ``batch`` vs the step's reconstruction.

@@ -151,3 +151,18 @@ def test_istft_head_mlp_starts_as_the_linear_head_and_lifts_its_rank_limit() -> 
     assert fit(grown) < 1e-3
     with pytest.raises(ValueError, match="mlp_hidden"):
         ISTFTHead(4, mlp_hidden=-1)
+
+
+@pytest.mark.parametrize("n_fft,hop", [(24, 6), (20, 5)])
+def test_head_log_spectrum_is_what_the_head_must_predict(n_fft: int, hop: int) -> None:
+    head = ISTFTHead(4, hop_length=hop, n_fft=n_fft)
+    wav = torch.randn(2, 1, 9 * hop)
+    log_mag = head.log_spectrum(wav)
+    assert log_mag.shape == (2, 9, 1, n_fft // 2 + 1)
+    phase = _same_stft(wav[:, 0], n_fft, hop).angle().transpose(1, 2)[:, :, None]
+    torch.testing.assert_close(head.synthesize(log_mag, phase), wav, rtol=1e-4, atol=1e-4)
+    dec = ISTFTDecoder(dim=4, hop_length=hop, n_fft=n_fft, hidden=8, num_layers=1)
+    latent = torch.randn(2, 4, 9)
+    audio, spectrum = dec.forward_with_spectrum(latent)
+    torch.testing.assert_close(audio, dec(latent))
+    assert spectrum.shape == log_mag.shape

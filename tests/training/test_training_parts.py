@@ -162,3 +162,31 @@ def test_discriminators_see_matching_crops(disc_segment: int | None) -> None:
             for i in range(3)
         }
         assert offsets != {0}
+
+
+def test_spectrum_loss_trains_the_decoders_frames_and_needs_an_istft_decoder(
+    tiny_recipe: dict,
+) -> None:
+    import copy
+
+    from audiotok.errors import UserError
+    from audiotok.training.config import config_from_dict
+    from audiotok.training.trainer import train
+
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["loss"].update(spectrum=5.0, mel=0.0, stft=0.0, adversarial=0.0, feature_matching=0.0)
+    recipe["discriminator"]["enabled"] = False
+    recipe["optim"].update(max_steps=12, lr=3e-3)
+    train(config_from_dict(recipe))
+    rows = [json.loads(x) for x in (Path(recipe["run_dir"]) / "metrics.jsonl").open()]
+    spectrum = [r["spectrum"] for r in rows if r["split"] == "train"]
+    assert len(spectrum) == 12 and all(math.isfinite(v) for v in spectrum)
+    # the only loss: it must fall (the frames move towards the input's log-magnitude)
+    assert sum(spectrum[-3:]) < 0.8 * sum(spectrum[:3])
+
+    bad = copy.deepcopy(tiny_recipe)
+    bad["model"]["config"]["decoder"] = "seanet"
+    bad["loss"]["spectrum"] = 1.0
+    bad["run_dir"] = recipe["run_dir"] + "_seanet"
+    with pytest.raises(UserError, match="loss.spectrum needs"):
+        train(config_from_dict(bad))
