@@ -493,13 +493,25 @@ def export_command(
         help="Replace an existing export's config.json and model.safetensors (other files in "
         "the folder are kept).",
     ),
+    dtype: str = typer.Option(
+        "float32",
+        "--dtype",
+        help="Store the weights as float32 (as trained), float16 or bfloat16 (half the size; the "
+        "export is the rounded model, with its own model id).",
+    ),
 ) -> None:
     """Export a training checkpoint as a model folder that load_pretrained reads."""
 
     def _run() -> Path:
+        import torch
+
+        from audiotok.errors import UserError
         from audiotok.training.export import export_checkpoint
 
-        return export_checkpoint(checkpoint, out_dir, force=force)
+        dtypes = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+        if dtype not in dtypes:
+            raise UserError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+        return export_checkpoint(checkpoint, out_dir, force=force, dtype=dtypes[dtype])
 
     typer.echo(str(run_or_exit(_run)))
 

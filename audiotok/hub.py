@@ -26,6 +26,7 @@ Anchors: HF ``save_pretrained`` / ``from_pretrained``; audiocraft ``utils/export
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -102,6 +103,7 @@ def save_pretrained(
     *,
     model_id: str | None = None,
     force: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Export ``model`` to ``directory`` (``config.json`` + ``model.safetensors``).
 
@@ -116,18 +118,26 @@ def save_pretrained(
             export (``config.json`` or ``model.safetensors``) unless ``force``.
         model_id: the id recorded in token files; default :func:`model_id_for`.
         force: replace an existing export's two files.
+        dtype: store the floating-point tensors in this dtype (``torch.float16`` halves the
+            file); loading casts them back to the model's own dtype, so the exported model
+            *is* the rounded one: its ``model_id`` is computed from the rounded weights.
 
     Returns:
         The destination folder.
 
     Raises:
         UserError: the destination holds an export and ``force`` is false, is not a folder,
-            or cannot be written (permission, disk full, ...).
+            or cannot be written (permission, disk full, ...); a tensor that ``dtype``
+            cannot hold (overflow).
         ValueError: the model's family is not registered.
     """
     family = getattr(model, "family", None)
     if MODEL_FAMILIES.get(family) is not type(model):
         raise ValueError(f"{type(model).__name__} is not a registered model family")
+    if dtype is not None:
+        model = _cast_for_export(model, dtype)
+        if model_id is None:
+            model_id = model_id_for(copy.deepcopy(model).float())
     info = {
         "family": family,
         "audiotok_version": __version__,
@@ -136,6 +146,17 @@ def save_pretrained(
         "config": model.config.to_dict(),
     }
     return write_export(model, directory, info, force=force)
+
+
+def _cast_for_export(model: AudioCodec, dtype: torch.dtype) -> AudioCodec:
+    """A copy of ``model`` with its floating tensors in ``dtype``; refuses overflow."""
+    if not dtype.is_floating_point:
+        raise ValueError(f"export dtype must be a floating-point dtype, got {dtype}")
+    cast = copy.deepcopy(model).to(dtype)
+    for name, t in cast.state_dict().items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise UserError(f"{name} does not fit in {dtype} (overflow); export it as float32")
+    return cast
 
 
 def read_pretrained_info(directory: str | os.PathLike) -> PretrainedInfo:

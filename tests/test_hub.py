@@ -52,6 +52,38 @@ def test_round_trip_reproduces_codes_and_id(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp folders left
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_export_is_the_rounded_model(tmp_path: Path, dtype: torch.dtype) -> None:
+    model = tiny_soundstream("istft").eval()
+    full = hub.save_pretrained(model, tmp_path / "full")
+    half = hub.save_pretrained(model, tmp_path / "half", dtype=dtype)
+    size = (half / "model.safetensors").stat().st_size
+    assert size < 0.65 * (full / "model.safetensors").stat().st_size
+    loaded = hub.load_pretrained(half)
+    # loading casts back: a float32 model whose weights are the rounded ones
+    for name, t in loaded.state_dict().items():
+        ref = model.state_dict()[name]
+        assert t.dtype == ref.dtype, name
+        if t.is_floating_point():
+            assert torch.equal(t, ref.to(dtype).to(ref.dtype)), name
+    info = json.loads((half / "config.json").read_text())
+    assert info["model_id"] == hub.model_id_for(loaded) != hub.model_id_for(model)
+    # re-exporting the loaded model at the same precision changes nothing
+    again = hub.save_pretrained(loaded, tmp_path / "again", dtype=dtype)
+    assert json.loads((again / "config.json").read_text())["model_id"] == info["model_id"]
+    wav = torch.randn(1, 1, 800)
+    torch.testing.assert_close(loaded(wav).audio, model(wav).audio, rtol=0.05, atol=0.05)
+
+
+def test_half_precision_export_refuses_overflow(tmp_path: Path) -> None:
+    model = tiny_soundstream("istft")
+    with torch.no_grad():
+        next(model.parameters()).fill_(1e6)
+    with pytest.raises(UserError, match="overflow"):
+        hub.save_pretrained(model, tmp_path / "m", dtype=torch.float16)
+    assert not (tmp_path / "m").exists()
+
+
 def test_model_id_tracks_weights() -> None:
     a, b = tiny_soundstream(seed=0), tiny_soundstream(seed=1)
     assert hub.model_id_for(a) == hub.model_id_for(tiny_soundstream(seed=0))

@@ -12,6 +12,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+import torch
+
 from audiotok.errors import UserError
 from audiotok.statedict import load_state_strict
 from audiotok.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -20,7 +22,10 @@ __all__ = ["export_checkpoint"]
 
 
 def export_checkpoint(
-    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Export the model of a training checkpoint.
 
@@ -29,6 +34,8 @@ def export_checkpoint(
         out_dir: destination folder; must not already hold an export (``config.json`` or
             ``model.safetensors``) unless ``force``. Other files in it are left alone.
         force: replace an existing export's two files (and nothing else).
+        dtype: store the weights in this floating dtype (see
+            :func:`audiotok.hub.save_pretrained`); None keeps them as trained.
 
     Returns:
         The export folder.
@@ -64,4 +71,4 @@ def export_checkpoint(
         steps = model.config.pattern.num_steps(window)
         model.config = dataclasses.replace(model.config, block_size=steps)
     model.eval()
-    return save_pretrained(model, out_dir, force=force)
+    return save_pretrained(model, out_dir, force=force, dtype=dtype)

@@ -64,6 +64,21 @@ def test_cli_export_and_force(trained: Path, tmp_path: Path) -> None:
     assert forced.exit_code == 0, forced.output
 
 
+def test_cli_export_half_precision(trained: Path, tmp_path: Path) -> None:
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert runner.invoke(app, ["export", str(trained), str(full)]).exit_code == 0
+    done = runner.invoke(app, ["export", str(trained), str(half), "--dtype", "float16"])
+    assert done.exit_code == 0, done.output
+    a, b = load_pretrained(full), load_pretrained(half)
+    for name, t in b.state_dict().items():
+        if t.is_floating_point():
+            assert t.dtype == torch.float32
+            assert torch.equal(t, a.state_dict()[name].half().float()), name
+    bad = runner.invoke(app, ["export", str(trained), str(tmp_path / "x"), "--dtype", "int8"])
+    assert bad.exit_code == 1 and "--dtype must be one of" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "x").exists()
+
+
 def test_cli_errors_are_one_line(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe))
