@@ -48,6 +48,7 @@ class CodecOutput:
         metrics: detached logging values from the quantizer (``perplexity``, ``usage``, ...).
         spectrum: ``(B, T', C, bins)`` log-magnitude frames an inverse-STFT decoder predicted
             (compare with :meth:`AudioCodec.spectrum_target`), None for other decoders.
+        quantized: ``(B, T', D)`` the quantized latent the decoder read.
     """
 
     audio: Tensor
@@ -55,6 +56,7 @@ class CodecOutput:
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
     spectrum: Tensor | None = None
+    quantized: Tensor | None = None
 
 
 class AudioCodec(nn.Module):
@@ -170,7 +172,7 @@ class AudioCodec(nn.Module):
         q = self.quantizer(z, num_codebooks=k)
         audio, spectrum = self.decode_latent_with_spectrum(rearrange(q.quantized, "b t d -> b d t"))
         codes = self._codes_out(q.codes)
-        return CodecOutput(audio[..., :length], codes, q.loss, q.metrics, spectrum)
+        return CodecOutput(audio[..., :length], codes, q.loss, q.metrics, spectrum, q.quantized)
 
     @torch.no_grad()
     def encode(self, wav: Tensor, num_codebooks: int | None = None) -> Tensor:

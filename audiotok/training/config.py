@@ -146,12 +146,17 @@ class LossConfig:
     predicts and the input's own, in the decoder's framing (APNet/APCodec's amplitude loss):
     a direct, per-bin target for the harmonics, which the waveform losses reach only
     through the inverse STFT.
+    ``latent_harmonics`` weighs the fraction of each frame's harmonic fine structure (its
+    log-spectrum's ripple below 2 kHz, envelope removed) that a ridge regression from the
+    *quantized* latent cannot explain, fitted in closed form per batch: it makes the codes
+    carry the pitch, which the waveform losses alone left out of the v2 default's latent.
     """
 
     mel: float = 1.0
     stft: float = 1.0
     time_l1: float = 0.0
     spectrum: float = 0.0
+    latent_harmonics: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
     commitment: float = 1.0

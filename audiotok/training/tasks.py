@@ -267,6 +267,13 @@ class CodecTask:
         spectrum = self._spectrum_loss(out.spectrum, batch) if self.cfg.spectrum > 0 else None
         if spectrum is not None:
             direct = direct + self.cfg.spectrum * spectrum
+        harmonics = None
+        if self.cfg.latent_harmonics > 0 and out.quantized is not None:
+            target = harmonic_ripple(
+                self.codec._pad(batch.float()), self.codec.hop_length, self.codec.sample_rate
+            )
+            harmonics = unexplained_fraction(out.quantized, target)
+            direct = direct + self.cfg.latent_harmonics * harmonics
         weighted = sum((self.weights[k] * v for k, v in losses.items()), fake.new_zeros(()))
         total = weighted + direct
         if self.balancer is not None and losses:
@@ -281,6 +288,8 @@ class CodecTask:
         logged["commitment"] = out.loss.detach().float()
         if spectrum is not None:
             logged["spectrum"] = spectrum.detach()
+        if harmonics is not None:
+            logged["latent_harmonics"] = harmonics.detach()
         logged["total"] = total.detach()
         return StepOutput(logged, self._metrics(out.codes), out.audio.detach().float())
 
@@ -402,3 +411,55 @@ def _residual_ratios(codec: Any, latent: Tensor) -> dict[str, float]:
         if k <= k_all:
             out[f"resid@{k}"] = float((z - quantizer.decode(codes[..., :k])).norm() / norm)
     return out
+
+
+def harmonic_ripple(wav: Tensor, hop: int, sample_rate: int, max_hz: float = 2000.0) -> Tensor:
+    """The harmonic fine structure of each code frame: ``(B * T', bins up to max_hz)``.
+
+    Log-magnitude of a Hann-windowed FFT of ``4 * hop`` samples per frame (the codec's own
+    framing), minus its cepstrally smoothed envelope (quefrencies under 1.25 ms, i.e.
+    detail finer than 800 Hz, are removed), channels averaged. A voice's harmonics are a
+    ripple here whose period in bins is its pitch; the envelope (formants, loudness) is not.
+    """
+    n_fft = 4 * hop
+    left = (n_fft - hop) // 2
+    with torch.no_grad(), torch.autocast(device_type=wav.device.type, enabled=False):
+        x = F.pad(wav.float(), (left, n_fft - hop - left))
+        frames = x.unfold(-1, n_fft, hop) * torch.hann_window(n_fft, device=wav.device)
+        logmag = torch.log(torch.fft.rfft(frames, dim=-1).abs().clamp(min=1e-5)).mean(1)
+        cep = torch.fft.irfft(logmag, n=n_fft, dim=-1)
+        keep = max(1, int(sample_rate / 800))
+        cep[..., keep : n_fft - keep + 1] = 0
+        envelope = torch.fft.rfft(cep, dim=-1).real
+        bins = int(max_hz * n_fft / sample_rate) + 1
+        ripple = (logmag - envelope)[..., 1:bins]  # (B, T', K)
+    return ripple.reshape(-1, ripple.shape[-1])
+
+
+def unexplained_fraction(latent: Tensor, target: Tensor, ridge: float = 1e-2) -> Tensor:
+    """How much of ``target (B * T', K)`` a ridge regression from the frames of ``latent
+    (B, T', D)`` cannot explain: ``|Y - Z W|^2 / |Y|^2`` (both centred), cross-fitted in
+    closed form on this batch (W fitted on the even items scores the odd ones and the other
+    way round, so features that explain nothing score about 1, not what they overfit).
+    Differentiable in the latent: minimising it makes the latent carry the target linearly;
+    there is no probe to train or to export."""
+    b, t, d = latent.shape
+    z = latent.double()
+    y = target.double().to(z.device).reshape(b, t, -1)
+    folds = [(slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(0, None, 2))]
+    if b < 2:
+        folds = [(slice(None), slice(None))]
+    residual = z.new_zeros(())
+    total = z.new_zeros(())
+    eye = torch.eye(d, dtype=z.dtype, device=z.device)
+    for fit, score in folds:
+        zf, yf = z[fit].reshape(-1, d), y[fit].reshape(-1, y.shape[-1])
+        zs, ys = z[score].reshape(-1, d), y[score].reshape(-1, y.shape[-1])
+        mz, my = zf.mean(0), yf.mean(0)
+        zf, yf, zs, ys = zf - mz, yf - my, zs - mz, ys - my
+        gram = zf.T @ zf
+        scale = gram.diagonal().mean().clamp(min=1e-12)
+        weights = torch.linalg.solve(gram + ridge * scale * eye, zf.T @ yf)
+        residual = residual + (ys - zs @ weights).square().sum()
+        total = total + ys.square().sum()
+    return (residual / total.clamp(min=1e-12)).float()

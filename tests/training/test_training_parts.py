@@ -184,9 +184,50 @@ def test_spectrum_loss_trains_the_decoders_frames_and_needs_an_istft_decoder(
     # the only loss: it must fall (the frames move towards the input's log-magnitude)
     assert sum(spectrum[-3:]) < 0.8 * sum(spectrum[:3])
 
+    both = copy.deepcopy(recipe)
+    both["loss"]["latent_harmonics"] = 1.0
+    both["run_dir"] = recipe["run_dir"] + "_harmonics"
+    both["optim"]["max_steps"] = 3
+    train(config_from_dict(both))
+    rows = [json.loads(x) for x in (Path(both["run_dir"]) / "metrics.jsonl").open()]
+    fractions = [r["latent_harmonics"] for r in rows if r["split"] == "train"]
+    assert len(fractions) == 3 and all(0.0 < v < 10.0 for v in fractions)
+
     bad = copy.deepcopy(tiny_recipe)
     bad["model"]["config"]["decoder"] = "seanet"
     bad["loss"]["spectrum"] = 1.0
     bad["run_dir"] = recipe["run_dir"] + "_seanet"
     with pytest.raises(UserError, match="loss.spectrum needs"):
         train(config_from_dict(bad))
+
+
+def test_harmonic_ripple_peaks_on_the_harmonics_and_drops_the_envelope() -> None:
+    from audiotok.training.tasks import harmonic_ripple
+
+    sr, hop, f0 = 16000, 160, 250.0  # n_fft 640: 25 Hz bins, harmonics every 10 bins
+    t = torch.arange(sr) / sr
+    voice = sum(torch.sin(2 * math.pi * f0 * k * t) / k for k in range(1, 8))
+    voice = voice + 1e-3 * torch.randn(t.shape, generator=torch.Generator().manual_seed(0))
+    ripple = harmonic_ripple(voice[None, None], hop, sr)  # (frames, bins 1..80)
+    mean = ripple[10:-10].mean(0)
+    harmonic_bins = [round(f0 * k / 25) - 1 for k in range(1, 8)]  # column 0 is bin 1
+    between = [b + 5 for b in harmonic_bins[:-1]]
+    assert mean[harmonic_bins].min() > mean[between].max() + 1.0
+    # a pure gain is envelope, not ripple (above the magnitude floor)
+    louder = harmonic_ripple(4 * voice[None, None], hop, sr)
+    torch.testing.assert_close(louder, ripple, rtol=0, atol=1e-3)
+
+
+def test_unexplained_fraction_is_cross_fitted_and_differentiable() -> None:
+    from audiotok.training.tasks import unexplained_fraction
+
+    torch.manual_seed(0)
+    target = torch.randn(8 * 50, 12)
+    mixing = torch.randn(12, 16)
+    carried = (target @ mixing).reshape(8, 50, 16) + 0.01 * torch.randn(8, 50, 16)
+    assert unexplained_fraction(carried, target) < 0.01
+    noise = torch.randn(8, 50, 16, requires_grad=True)
+    frac = unexplained_fraction(noise, target)
+    assert frac > 0.95  # cross-fitting: unrelated features explain nothing
+    frac.backward()
+    assert noise.grad is not None and noise.grad.abs().sum() > 0
