@@ -345,7 +345,10 @@ class CodecTask:
             loss at all codebooks), ``stft``, ``latent_pr``, and for residual codecs
             ``mel@k`` for ``k`` in 1, 2, 4 below the full count and ``resid@k``, the
             latent's residual norm after ``k`` stages relative to its norm (a healthy RVQ
-            shrinks it stage after stage; the first v2 run's stayed at 0.998).
+            shrinks it stage after stage; the first v2 run's stayed at 0.998), and
+            ``harmonics``: the fraction of the frames' harmonic ripple below 2 kHz that the
+            quantized latent cannot explain linearly (cross-fitted; about 1 or more: the
+            codes carry no pitch, as in the v2 default at step 10000).
         """
         codec = self.codec
         with self.autocast():
@@ -359,6 +362,9 @@ class CodecTask:
             eval_metrics.mel_distance(ref, est, codec.sample_rate).mean()
         )
         metrics["latent_pr"] = participation_ratio(latent.float().transpose(1, 2))
+        if out.quantized is not None and batch.shape[0] >= 2:
+            ripple = harmonic_ripple(codec._pad(batch.float()), codec.hop_length, codec.sample_rate)
+            metrics["harmonics"] = float(unexplained_fraction(out.quantized.float(), ripple))
         metrics.update(_residual_ratios(codec, latent))
         k_all = codec.num_codebooks
         if k_all > 1 and codec.supports_partial_codebooks:

@@ -48,6 +48,14 @@ def test_validation_reports_mel_at_fewer_codebooks(tiny_recipe: dict[str, Any]) 
     with torch.no_grad():
         latent = codec.encode_latent(codec._pad(batch)).transpose(1, 2)
     assert metrics["latent_pr"] == pytest.approx(participation_ratio(latent), rel=1e-5)
+    # harmonics: what the quantized latent leaves unexplained of the frames' ripple
+    from audiotok.training.tasks import harmonic_ripple, unexplained_fraction
+
+    with torch.no_grad():
+        quantized = codec(batch).quantized
+    ripple = harmonic_ripple(codec._pad(batch), codec.hop_length, codec.sample_rate)
+    expected = float(unexplained_fraction(quantized, ripple))
+    assert metrics["harmonics"] == pytest.approx(expected, rel=1e-4)
     # resid@k: the latent's residual after k stages relative to its norm, from the codes
     quantizer = codec.quantizer
     with torch.no_grad():
