@@ -41,6 +41,12 @@ from audiotok.eval import metrics as eval_metrics
 from audiotok.training.balancer import Balancer
 from audiotok.training.config import LossConfig
 from audiotok.training.ddp import unwrap
+from audiotok.training.latent_probes import (
+    harmonic_ripple,
+    participation_ratio,
+    residual_ratios,
+    unexplained_fraction,
+)
 
 __all__ = ["StepOutput", "Task", "CodecTask", "Discriminators", "code_counts"]
 
@@ -365,7 +371,7 @@ class CodecTask:
         if out.quantized is not None and batch.shape[0] >= 2:
             ripple = harmonic_ripple(codec._pad(batch.float()), codec.hop_length, codec.sample_rate)
             metrics["harmonics"] = float(unexplained_fraction(out.quantized.float(), ripple))
-        metrics.update(_residual_ratios(codec, latent))
+        metrics.update(residual_ratios(codec, latent))
         k_all = codec.num_codebooks
         if k_all > 1 and codec.supports_partial_codebooks:
             for k in (1, 2, 4):
@@ -386,86 +392,5 @@ class CodecTask:
             self.balancer.load_state_dict(state["balancer"])
 
 
-def participation_ratio(x: Tensor) -> float:
-    """Effective dimension of vectors ``x (..., D)``: ``(sum l)^2 / sum l^2`` over the
-    eigenvalues ``l`` of their covariance; 1 when all variance lies along one direction,
-    D when it is spread evenly over D."""
-    flat = x.reshape(-1, x.shape[-1]).double()
-    if flat.shape[0] < 2:
-        return float("nan")
-    flat = flat - flat.mean(0)
-    eig = torch.linalg.eigvalsh(flat.T @ flat / (flat.shape[0] - 1)).clamp(min=0)
-    total = eig.sum()
-    return float(total.square() / eig.square().sum()) if total > 0 else 0.0
-
-
 def _kwargs(options: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-
-
-def _residual_ratios(codec: Any, latent: Tensor) -> dict[str, float]:
-    """``resid@k = ||z - decode(codes[:k])|| / ||z||`` for ``k`` in 1, 2, 4, K (residual codecs)."""
-    quantizer = codec.quantizer
-    if not quantizer.codes_have_codebook_dim or not quantizer.supports_partial_codebooks:
-        return {}
-    z = latent.float().transpose(1, 2)  # (B, T', D)
-    codes = quantizer.encode(z)  # (B, T', K)
-    norm = z.norm().clamp_min(1e-12)
-    out: dict[str, float] = {}
-    k_all = codes.shape[-1]
-    for k in sorted({1, 2, 4, k_all}):
-        if k <= k_all:
-            out[f"resid@{k}"] = float((z - quantizer.decode(codes[..., :k])).norm() / norm)
-    return out
-
-
-def harmonic_ripple(wav: Tensor, hop: int, sample_rate: int, max_hz: float = 2000.0) -> Tensor:
-    """The harmonic fine structure of each code frame: ``(B * T', bins up to max_hz)``.
-
-    Log-magnitude of a Hann-windowed FFT of ``4 * hop`` samples per frame (the codec's own
-    framing), minus its cepstrally smoothed envelope (quefrencies under 1.25 ms, i.e.
-    detail finer than 800 Hz, are removed), channels averaged. A voice's harmonics are a
-    ripple here whose period in bins is its pitch; the envelope (formants, loudness) is not.
-    """
-    n_fft = 4 * hop
-    left = (n_fft - hop) // 2
-    with torch.no_grad(), torch.autocast(device_type=wav.device.type, enabled=False):
-        x = F.pad(wav.float(), (left, n_fft - hop - left))
-        frames = x.unfold(-1, n_fft, hop) * torch.hann_window(n_fft, device=wav.device)
-        logmag = torch.log(torch.fft.rfft(frames, dim=-1).abs().clamp(min=1e-5)).mean(1)
-        cep = torch.fft.irfft(logmag, n=n_fft, dim=-1)
-        keep = max(1, int(sample_rate / 800))
-        cep[..., keep : n_fft - keep + 1] = 0
-        envelope = torch.fft.rfft(cep, dim=-1).real
-        bins = int(max_hz * n_fft / sample_rate) + 1
-        ripple = (logmag - envelope)[..., 1:bins]  # (B, T', K)
-    return ripple.reshape(-1, ripple.shape[-1])
-
-
-def unexplained_fraction(latent: Tensor, target: Tensor, ridge: float = 1e-2) -> Tensor:
-    """How much of ``target (B * T', K)`` a ridge regression from the frames of ``latent
-    (B, T', D)`` cannot explain: ``|Y - Z W|^2 / |Y|^2`` (both centred), cross-fitted in
-    closed form on this batch (W fitted on the even items scores the odd ones and the other
-    way round, so features that explain nothing score about 1, not what they overfit).
-    Differentiable in the latent: minimising it makes the latent carry the target linearly;
-    there is no probe to train or to export."""
-    b, t, d = latent.shape
-    z = latent.double()
-    y = target.double().to(z.device).reshape(b, t, -1)
-    folds = [(slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(0, None, 2))]
-    if b < 2:
-        folds = [(slice(None), slice(None))]
-    residual = z.new_zeros(())
-    total = z.new_zeros(())
-    eye = torch.eye(d, dtype=z.dtype, device=z.device)
-    for fit, score in folds:
-        zf, yf = z[fit].reshape(-1, d), y[fit].reshape(-1, y.shape[-1])
-        zs, ys = z[score].reshape(-1, d), y[score].reshape(-1, y.shape[-1])
-        mz, my = zf.mean(0), yf.mean(0)
-        zf, yf, zs, ys = zf - mz, yf - my, zs - mz, ys - my
-        gram = zf.T @ zf
-        scale = gram.diagonal().mean().clamp(min=1e-12)
-        weights = torch.linalg.solve(gram + ridge * scale * eye, zf.T @ yf)
-        residual = residual + (ys - zs @ weights).square().sum()
-        total = total + ys.square().sum()
-    return (residual / total.clamp(min=1e-12)).float()

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from audiotok.training.config import config_from_dict
-from audiotok.training.tasks import CodecTask, participation_ratio
+from audiotok.training.latent_probes import participation_ratio
+from audiotok.training.tasks import CodecTask
 from audiotok.training.trainer import Trainer, train
 
 
@@ -49,7 +50,7 @@ def test_validation_reports_mel_at_fewer_codebooks(tiny_recipe: dict[str, Any]) 
         latent = codec.encode_latent(codec._pad(batch)).transpose(1, 2)
     assert metrics["latent_pr"] == pytest.approx(participation_ratio(latent), rel=1e-5)
     # harmonics: what the quantized latent leaves unexplained of the frames' ripple
-    from audiotok.training.tasks import harmonic_ripple, unexplained_fraction
+    from audiotok.training.latent_probes import harmonic_ripple, unexplained_fraction
 
     with torch.no_grad():
         quantized = codec(batch).quantized

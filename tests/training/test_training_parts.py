@@ -202,7 +202,7 @@ def test_spectrum_loss_trains_the_decoders_frames_and_needs_an_istft_decoder(
 
 
 def test_harmonic_ripple_peaks_on_the_harmonics_and_drops_the_envelope() -> None:
-    from audiotok.training.tasks import harmonic_ripple
+    from audiotok.training.latent_probes import harmonic_ripple
 
     sr, hop, f0 = 16000, 160, 250.0  # n_fft 640: 25 Hz bins, harmonics every 10 bins
     t = torch.arange(sr) / sr
@@ -219,7 +219,7 @@ def test_harmonic_ripple_peaks_on_the_harmonics_and_drops_the_envelope() -> None
 
 
 def test_unexplained_fraction_is_cross_fitted_and_differentiable() -> None:
-    from audiotok.training.tasks import unexplained_fraction
+    from audiotok.training.latent_probes import unexplained_fraction
 
     torch.manual_seed(0)
     target = torch.randn(8 * 50, 12)
