@@ -120,6 +120,8 @@ def coerce(value: Any, hint: Any, key: str, source: str | None = None) -> Any:
         for arg in typing.get_args(hint):
             if arg is type(None):
                 continue
+            if isinstance(value, dict) and typing.get_origin(arg) is dict:
+                return coerce(value, arg, key, source)  # its own error names the bad value
             try:
                 return coerce(value, arg, key, source)
             except ConfigError:
@@ -133,6 +135,9 @@ def coerce(value: Any, hint: Any, key: str, source: str | None = None) -> Any:
                 return tuple(coerce(v, a, key, source) for v, a in zip(value, args, strict=True))
     elif origin is dict or hint is dict:
         if isinstance(value, dict):
+            args = typing.get_args(hint)
+            if len(args) == 2 and args[1] is not Any:  # dict[str, float]: check each value
+                return {k: coerce(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
             return copy.deepcopy(value)
     elif origin is list:
         if isinstance(value, list | tuple):

@@ -23,9 +23,10 @@ whole file (or of the crop for long files that are read by window).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -63,6 +64,12 @@ class AudioDataset(Dataset):
         weighting: ``"duration"`` picks each item's file with probability proportional to
             its duration (so an hour of 2-second lines and an hour of 30-second tracks get
             equal crops); ``"file"`` maps item ``i`` to file ``i % n``.
+        shares: the corpus mix, by a manifest field (``mix_by``): ``{"speech": 0.5,
+            "music": 0.5}`` gives each group that share of the crops whatever its hours,
+            duration-weighted within the group. Shares are normalised; a group with share
+            0 is left out. Every file must have the field and every group a share
+            (:func:`mix_weights`). Needs ``weighting="duration"``.
+        mix_by: the manifest field that ``shares`` groups by (default ``"kind"``).
         num_examples: items per epoch; default the number of files.
         cache_size: decoded, converted files kept in an LRU cache (per worker process).
         max_full_read_seconds: longer files are read by window around the crop instead of
@@ -83,6 +90,8 @@ class AudioDataset(Dataset):
         seed: int = 0,
         loudness_db: float | None = None,
         weighting: Literal["duration", "file"] = "duration",
+        shares: Mapping[str, float] | None = None,
+        mix_by: str = "kind",
         num_examples: int | None = None,
         cache_size: int = 64,
         max_full_read_seconds: float = 120.0,
@@ -93,6 +102,10 @@ class AudioDataset(Dataset):
         self.source_name = describe_source(source)
         if weighting not in ("duration", "file"):
             raise ValueError(f"weighting must be 'duration' or 'file', got {weighting!r}")
+        if shares is not None and weighting != "duration":
+            raise ValueError("shares need weighting='duration'")
+        self.shares = dict(shares) if shares is not None else None
+        self.mix_by = mix_by
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.segment_length = int(round(segment_seconds * sample_rate))
@@ -123,8 +136,16 @@ class AudioDataset(Dataset):
     def _set_weights(self) -> None:
         """The duration CDF that :meth:`_pick_file` samples (``weighting="duration"``)."""
         if self.weighting == "duration":
-            dur = np.array([max(e.duration, 1e-3) for e in self.entries], dtype=np.float64)
-            self._cdf = np.cumsum(dur) / dur.sum()
+            if self.shares is not None:
+                weights = mix_weights(self.entries, self.shares, self.mix_by, self.source_name)
+                log.info(
+                    "training mix by %s: %s",
+                    self.mix_by,
+                    describe_mix(self.entries, weights, self.mix_by),
+                )
+            else:
+                weights = np.array([max(e.duration, 1e-3) for e in self.entries], np.float64)
+            self._cdf = np.cumsum(weights) / weights.sum()
 
     @property
     def num_skipped(self) -> int:
@@ -228,6 +249,72 @@ class AudioDataset(Dataset):
             f"no readable audio in {self.source_name}: {len(self._bad)} of "
             f"{len(self.entries)} files failed to decode (last: {path}: {problem})"
         )
+
+
+def mix_weights(
+    entries: Sequence[ManifestEntry],
+    shares: Mapping[str, float],
+    by: str = "kind",
+    source_name: str = "the training data",
+) -> np.ndarray:
+    """Per-file sampling weights that give each group of ``entries`` (by manifest field
+    ``by``) its share of the crops, duration-weighted within the group. Sums to 1.
+
+    Raises:
+        UserError: a share is negative or not finite, all are 0, a file lacks the field, a
+            group of the corpus has no share, or a share names a group the corpus lacks.
+    """
+    for name, share in shares.items():
+        if not isinstance(share, int | float) or not math.isfinite(share) or share < 0:
+            raise UserError(f"data.shares: the share of {by} {name!r} must be >= 0, got {share!r}")
+    if not any(share > 0 for share in shares.values()):
+        raise UserError("data.shares: every share is 0, so no file would be drawn")
+    groups = [entry_field(e, by) for e in entries]
+    missing = sum(g is None for g in groups)
+    if missing:
+        raise UserError(
+            f"data.shares: {missing} of {len(entries)} files of {source_name} have no "
+            f"{by!r} field to mix by (set it in the manifest, or set data.mix_by)"
+        )
+    found = sorted({str(g) for g in groups})
+    unshared = [g for g in found if g not in shares]
+    if unshared:
+        raise UserError(
+            f"data.shares gives no share for {by} {', '.join(map(repr, unshared))} of "
+            f"{source_name} (give it one, 0 to leave it out)"
+        )
+    absent = [g for g in shares if g not in found]
+    if absent:
+        raise UserError(
+            f"data.shares names {by} {', '.join(map(repr, absent))}, which no file of "
+            f"{source_name} has (it has: {', '.join(found)})"
+        )
+    dur = np.array([max(e.duration, 1e-3) for e in entries], dtype=np.float64)
+    keys = np.array([str(g) for g in groups])
+    weights = np.zeros_like(dur)
+    total = sum(shares.values())
+    for group in found:
+        mask = keys == group
+        weights[mask] = shares[group] / total * dur[mask] / dur[mask].sum()
+    return weights
+
+
+def describe_mix(entries: Sequence[ManifestEntry], weights: np.ndarray, by: str) -> str:
+    """``"music 50% of crops (18.1 h), speech 50% (9.2 h)"``: what a mix does to a corpus."""
+    parts = []
+    for i, group in enumerate(sorted({str(entry_field(e, by)) for e in entries})):
+        mask = np.array([str(entry_field(e, by)) == group for e in entries])
+        hours = sum(e.duration for e, m in zip(entries, mask, strict=True) if m) / 3600
+        share = 100 * float(weights[mask].sum() / weights.sum())
+        parts.append(f"{group} {share:.0f}%{' of crops' if i == 0 else ''} ({hours:.1f} h)")
+    return ", ".join(parts)
+
+
+def entry_field(entry: ManifestEntry, name: str) -> Any:
+    """A manifest field of ``entry``: ``source`` / ``path`` or one of its extra keys."""
+    if name in ("source", "path"):
+        return getattr(entry, name)
+    return entry.extra.get(name)
 
 
 class PreloadedAudioDataset(AudioDataset):

@@ -100,6 +100,7 @@ class AudioTaskBuilder:
         self, config: TrainConfig, model: nn.Module, dist: DistInfo
     ) -> tuple[Dataset, Dataset | None]:
         from audiotok.data import build_audio_dataset
+        from audiotok.data.synthetic import is_synthetic
 
         d, v = config.data, config.validation
         sample_rate, channels = model.sample_rate, model.channels
@@ -113,7 +114,13 @@ class AudioTaskBuilder:
             raise UserError(
                 "no training data: set data.train (folder, file list, manifest or synthetic)"
             )
-        extra = {"num_examples": d.examples_per_epoch} if d.examples_per_epoch else {}
+        extra: dict[str, Any] = {}
+        if d.examples_per_epoch:
+            extra["num_examples"] = d.examples_per_epoch
+        if d.shares is not None:
+            if is_synthetic(d.train):
+                raise UserError("data.shares mixes the files of a manifest; synthetic has none")
+            extra.update(shares=d.shares, mix_by=d.mix_by)
         with warnings.catch_warnings():
             if not dist.is_main:  # every rank checks the files, rank 0 reports them
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -73,7 +73,10 @@ class DataConfig:
     manifest, or ``synthetic`` (clips generated on the fly, no files; see
     :mod:`audiotok.data.synthetic`). ``sample_rate`` and ``channels`` default to the model's. ``batch_size`` is per
     process (the global batch under DDP is ``batch_size * world_size``). An epoch has
-    ``examples_per_epoch`` random crops (default: one per training file).
+    ``examples_per_epoch`` random crops (default: one per training file). ``shares`` sets
+    the training mix by a manifest field (``mix_by``, default ``kind``): ``{speech: 0.5,
+    music: 0.5}`` draws half the crops from each whatever their hours (duration-weighted
+    within a group; see :func:`audiotok.data.audio.mix_weights`).
     """
 
     train: str = ""
@@ -87,6 +90,8 @@ class DataConfig:
     loudness_db: float | None = None
     examples_per_epoch: int | None = None
     image_size: int | None = None
+    shares: dict[str, float] | None = None
+    mix_by: str = "kind"
 
 
 @dataclass(frozen=True)
