@@ -28,6 +28,38 @@ from torch.nn import functional as F
 __all__ = ["ConvNeXtBlock", "ISTFTHead", "ISTFTDecoder"]
 
 
+def framed_log_magnitude(
+    wav: Tensor,
+    n_fft: int,
+    hop_length: int,
+    window: Tensor | None = None,
+    floor: float = 1e-5,
+) -> Tensor:
+    """Log-magnitude STFT in the "same" framing of :class:`ISTFTHead`: frame ``t`` is
+    centred on the middle of samples ``[t * hop, (t + 1) * hop)``, so ``T' * hop`` samples
+    give ``T'`` frames. The one definition that the spectral encoder's input, the head's
+    spectrum target and the latent pitch probe share. Computed in fp32 (autocast off).
+
+    Args:
+        wav: ``(B, C, T' * hop_length)``.
+        n_fft: frame length (``>= hop_length``).
+        hop_length: frame step.
+        window: ``(n_fft,)``; default a periodic Hann window.
+        floor: magnitude floor of the log.
+
+    Returns:
+        ``(B, C, T', n_fft // 2 + 1)`` float32.
+    """
+    if window is None:
+        window = torch.hann_window(n_fft, device=wav.device)
+    left = (n_fft - hop_length) // 2
+    with torch.autocast(device_type=wav.device.type, enabled=False):
+        x = F.pad(wav.float(), (left, n_fft - hop_length - left))
+        frames = x.unfold(-1, n_fft, hop_length)  # (B, C, T', n_fft)
+        mag = torch.fft.rfft(frames * window, dim=-1).abs()
+        return torch.log(mag.clamp(min=floor))
+
+
 class ConvNeXtBlock(nn.Module):
     """``x + gamma * MLP(LayerNorm(depthwise_conv(x)))`` on ``(B, D, T)`` (arXiv:2201.03545).
 
@@ -144,12 +176,9 @@ class ISTFTHead(nn.Module):
         Returns:
             ``(B, T', C, n_fft // 2 + 1)``.
         """
-        left = (self.n_fft - self.hop_length) // 2
-        with torch.autocast(device_type=wav.device.type, enabled=False):
-            x = F.pad(wav.float(), (left, self.n_fft - self.hop_length - left))
-            frames = x.unfold(-1, self.n_fft, self.hop_length)  # (B, C, T', n_fft)
-            mag = torch.fft.rfft(frames * self.window, dim=-1).abs()
-        return torch.log(mag.clamp(min=floor)).transpose(1, 2)
+        return framed_log_magnitude(wav, self.n_fft, self.hop_length, self.window, floor).transpose(
+            1, 2
+        )
 
     def istft(self, spec: Tensor) -> Tensor:
         """Inverse STFT with "same" padding.

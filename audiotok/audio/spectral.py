@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from audiotok.audio.istft import ConvNeXtBlock
+from audiotok.audio.istft import ConvNeXtBlock, framed_log_magnitude
 
 __all__ = ["SpectralEncoder"]
 
@@ -115,11 +114,7 @@ class SpectralEncoder(nn.Module):
         Returns:
             ``(B, T // hop_length, C * (n_fft // 2 + 1))`` float32.
         """
-        with torch.autocast(device_type=wav.device.type, enabled=False):
-            x = F.pad(wav.float(), (self.pad_left, self.pad_right))
-            frames = x.unfold(-1, self.n_fft, self.hop_length)  # (B, C, T', n_fft)
-            mag = torch.fft.rfft(frames * self.window, dim=-1).abs()  # (B, C, T', bins)
-            logmag = torch.log(mag.clamp(min=self.floor))
+        logmag = framed_log_magnitude(wav, self.n_fft, self.hop_length, self.window, self.floor)
         return logmag.permute(0, 2, 1, 3).flatten(2)  # (B, T', C * bins)
 
     def forward(self, wav: Tensor) -> Tensor:

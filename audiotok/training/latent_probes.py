@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
+
+from audiotok.audio.istft import framed_log_magnitude
 
 __all__ = ["participation_ratio", "residual_ratios", "harmonic_ripple", "unexplained_fraction"]
 
@@ -60,11 +61,8 @@ def harmonic_ripple(wav: Tensor, hop: int, sample_rate: int, max_hz: float = 200
     ripple here whose period in bins is its pitch; the envelope (formants, loudness) is not.
     """
     n_fft = 4 * hop
-    left = (n_fft - hop) // 2
     with torch.no_grad(), torch.autocast(device_type=wav.device.type, enabled=False):
-        x = F.pad(wav.float(), (left, n_fft - hop - left))
-        frames = x.unfold(-1, n_fft, hop) * torch.hann_window(n_fft, device=wav.device)
-        logmag = torch.log(torch.fft.rfft(frames, dim=-1).abs().clamp(min=1e-5)).mean(1)
+        logmag = framed_log_magnitude(wav, n_fft, hop).mean(1)  # (B, T', bins)
         cep = torch.fft.irfft(logmag, n=n_fft, dim=-1)
         keep = max(1, int(sample_rate / 800))
         cep[..., keep : n_fft - keep + 1] = 0

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from audiotok.audio import SoundStream, SoundStreamConfig
+from audiotok.audio.istft import ISTFTHead, framed_log_magnitude
 from audiotok.audio.spectral import SpectralEncoder
+from audiotok.training.latent_probes import harmonic_ripple
 
 
 def test_frames_are_centred_on_their_own_hop() -> None:
@@ -19,6 +21,26 @@ def test_frames_are_centred_on_their_own_hop() -> None:
         x[..., t * 8 + 4] = 1.0
         energy = enc.features(x).exp().square().sum(-1)[0]  # (T',)
         assert int(energy.argmax()) == t
+
+
+def test_one_framing_for_encoder_head_and_probe() -> None:
+    # the encoder's input, the head's spectrum target and the pitch probe read the same
+    # frames: torch.stft of the signal padded (n_fft - hop) / 2 on the left
+    hop, n_fft = 8, 32
+    x = torch.randn(2, 1, 12 * hop)
+    left = (n_fft - hop) // 2
+    padded = torch.nn.functional.pad(x[:, 0], (left, n_fft - hop - left))
+    ref = torch.stft(
+        padded, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True
+    )
+    ref = ref.abs().clamp(min=1e-5).log().transpose(1, 2)  # (B, T', bins)
+    assert ref.shape[1] == 12
+    torch.testing.assert_close(framed_log_magnitude(x, n_fft, hop)[:, 0], ref)
+    enc = SpectralEncoder(hop_length=hop, n_fft=n_fft, hidden=8, num_layers=1)
+    torch.testing.assert_close(enc.features(x), ref)
+    head = ISTFTHead(8, n_fft=n_fft, hop_length=hop)
+    torch.testing.assert_close(head.log_spectrum(x)[:, :, 0], ref)
+    assert harmonic_ripple(torch.randn(1, 1, 12 * 320), 320, 24000).shape == (12, 106)  # < 2 kHz
 
 
 def test_harmonics_are_resolved_at_the_default_size() -> None:
