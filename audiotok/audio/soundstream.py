@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from audiotok.audio.base import AudioCodec, CodecConfig
 from audiotok.audio.istft import ISTFTDecoder
@@ -83,6 +83,10 @@ class SoundStreamConfig(CodecConfig):
         istft_head_hidden: MLP width added to the istft decoder's linear head (0: linear
             head only, as before this option existed).
         n_fft: istft decoder FFT size (0: ``4 * hop_length``).
+        pitch_head: width of a small MLP that reads a pitch salience curve off the quantized
+            latent (0: none). A training aid (``loss.pitch``): it makes the codes carry
+            pitch; it is not on the audio path and encoding and decoding never run it.
+        pitch_bins: salience candidates the pitch head predicts.
         quantizer: a :func:`audiotok.quantize.build_quantizer` spec on ``latent_dim``.
     """
 
@@ -110,6 +114,8 @@ class SoundStreamConfig(CodecConfig):
     istft_layers: int = 8
     istft_head_hidden: int = 0
     n_fft: int = 0
+    pitch_head: int = 0
+    pitch_bins: int = 64
     quantizer: dict[str, Any] = field(default_factory=default_residual_quantizer)
 
     def __post_init__(self) -> None:
@@ -128,6 +134,7 @@ class SoundStreamConfig(CodecConfig):
             "encoder_layers",
             "encoder_embed_hidden",
             "encoder_n_fft",
+            "pitch_head",
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -149,6 +156,7 @@ class SoundStreamConfig(CodecConfig):
             raise ValueError("encoder_embed_hidden applies to the spectral encoder only")
         if self.istft_head_hidden and self.decoder != "istft":
             raise ValueError("istft_head_hidden applies to the istft decoder only")
+        _check_positive("pitch_bins", self.pitch_bins)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.pad_mode not in ("reflect", "constant"):
@@ -220,6 +228,17 @@ class SoundStream(AudioCodec):
                 intermediate=config.istft_intermediate or None,
                 num_layers=config.istft_layers,
                 head_hidden=config.istft_head_hidden,
+            )
+        self.pitch_head: nn.Sequential | None = None
+        if config.pitch_head:
+            width = config.pitch_head
+            self.pitch_head = nn.Sequential(
+                nn.LayerNorm(config.latent_dim, eps=1e-6),
+                nn.Linear(config.latent_dim, width),
+                nn.GELU(),
+                nn.Linear(width, width),
+                nn.GELU(),
+                nn.Linear(width, config.pitch_bins),
             )
 
     @property

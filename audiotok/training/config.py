@@ -155,6 +155,10 @@ class LossConfig:
     log-spectrum's ripple below 2 kHz, envelope removed) that a ridge regression from the
     *quantized* latent cannot explain, fitted in closed form per batch: it makes the codes
     carry the pitch, which the waveform losses alone left out of the v2 default's latent.
+    ``pitch`` weighs how much of each frame's pitch salience (subharmonic summation over
+    that ripple) the codec's pitch head (``model.config.pitch_head``, a small MLP on the
+    quantized latent) cannot predict: the nonlinear version of ``latent_harmonics``, which
+    asks the codes to carry pitch in any form, not the ripple itself.
     """
 
     mel: float = 1.0
@@ -162,6 +166,7 @@ class LossConfig:
     time_l1: float = 0.0
     spectrum: float = 0.0
     latent_harmonics: float = 0.0
+    pitch: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
     commitment: float = 1.0

@@ -42,8 +42,10 @@ from audiotok.training.balancer import Balancer
 from audiotok.training.config import LossConfig
 from audiotok.training.ddp import unwrap
 from audiotok.training.latent_probes import (
+    check_pitch_resolution,
     harmonic_ripple,
     participation_ratio,
+    pitch_head_loss,
     residual_ratios,
     unexplained_fraction,
 )
@@ -206,6 +208,15 @@ class CodecTask:
                 raise UserError(
                     "loss.spectrum needs a decoder that predicts STFT frames (decoder: istft)"
                 )
+        if loss.pitch > 0:
+            if getattr(codec, "pitch_head", None) is None:
+                raise UserError(
+                    "loss.pitch needs a codec with a pitch head (model.config.pitch_head: width)"
+                )
+            try:
+                check_pitch_resolution(codec.hop_length, codec.sample_rate)
+            except ValueError as exc:
+                raise UserError(f"loss.pitch: {exc}") from None
         self.bits_per_code = math.log2(codec.codebook_size) if codec.codebook_size > 1 else 0.0
 
     def adversarial(self, step: int) -> bool:
@@ -280,6 +291,10 @@ class CodecTask:
             )
             harmonics = unexplained_fraction(out.quantized, target)
             direct = direct + self.cfg.latent_harmonics * harmonics
+        pitch = None
+        if self.cfg.pitch > 0 and out.quantized is not None:
+            pitch = pitch_head_loss(self.codec, out.quantized, batch)
+            direct = direct + self.cfg.pitch * pitch
         weighted = sum((self.weights[k] * v for k, v in losses.items()), fake.new_zeros(()))
         total = weighted + direct
         if self.balancer is not None and losses:
@@ -296,6 +311,8 @@ class CodecTask:
             logged["spectrum"] = spectrum.detach()
         if harmonics is not None:
             logged["latent_harmonics"] = harmonics.detach()
+        if pitch is not None:
+            logged["pitch"] = pitch.detach()
         logged["total"] = total.detach()
         return StepOutput(logged, self._metrics(out.codes), out.audio.detach().float())
 
@@ -371,6 +388,8 @@ class CodecTask:
         if out.quantized is not None and batch.shape[0] >= 2:
             ripple = harmonic_ripple(codec._pad(batch.float()), codec.hop_length, codec.sample_rate)
             metrics["harmonics"] = float(unexplained_fraction(out.quantized.float(), ripple))
+        if out.quantized is not None and getattr(codec, "pitch_head", None) is not None:
+            metrics["pitch"] = float(pitch_head_loss(codec, out.quantized, batch))
         metrics.update(residual_ratios(codec, latent))
         k_all = codec.num_codebooks
         if k_all > 1 and codec.supports_partial_codebooks:
