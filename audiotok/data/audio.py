@@ -138,11 +138,6 @@ class AudioDataset(Dataset):
         if self.weighting == "duration":
             if self.shares is not None:
                 weights = mix_weights(self.entries, self.shares, self.mix_by, self.source_name)
-                log.info(
-                    "training mix by %s: %s",
-                    self.mix_by,
-                    describe_mix(self.entries, weights, self.mix_by),
-                )
             else:
                 weights = np.array([max(e.duration, 1e-3) for e in self.entries], np.float64)
             self._cdf = np.cumsum(weights) / weights.sum()
@@ -159,6 +154,15 @@ class AudioDataset(Dataset):
 
     def __len__(self) -> int:
         return self.num_examples
+
+    def describe(self) -> str:
+        """One line for the training log: files, hours and, with ``shares``, the mix."""
+        hours = sum(e.duration for e in self.entries) / 3600
+        text = f"{len(self.entries)} files, {hours:.1f} h"
+        if self.shares is not None and self._cdf is not None:
+            weights = np.diff(self._cdf, prepend=0.0)
+            text += f"; mix by {self.mix_by}: {describe_mix(self.entries, weights, self.mix_by)}"
+        return text
 
     def _rng(self, index: int, attempt: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index, attempt])

@@ -356,6 +356,8 @@ class Trainer:
             tensorboard=cfg.log.tensorboard,
             progress=cfg.log.progress,
         )
+        if hasattr(self.train_set, "describe"):
+            logger.message(f"steps {self.step}-{end} on {self.train_set.describe()}")
         window: dict[str, Any] = {}
         n_window, t_window, last = 0, time.perf_counter(), {}
         saved_at = self.step

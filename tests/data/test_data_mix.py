@@ -48,6 +48,11 @@ def test_shares_override_hours(tmp_path: Path) -> None:
     by_share = _picked_kinds(mixed, 2000).count("speech") / 2000
     assert 0.16 < by_hours < 0.24  # expected 0.20
     assert 0.72 < by_share < 0.78  # expected 0.75
+    assert (
+        mixed.describe()
+        == "4 files, 0.0 h; mix by kind: music 25% of crops (0.0 h), speech 75% (0.0 h)"
+    )
+    assert plain.describe() == "4 files, 0.0 h"
     # within a group the draw stays duration-weighted
     picks = [mixed.entries[mixed._pick_file(mixed._rng(i, 0), i, 0)] for i in range(2000)]
     speech = [p.duration for p in picks if p.extra["kind"] == "speech"]

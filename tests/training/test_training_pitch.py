@@ -89,7 +89,9 @@ def test_pitch_head_is_off_the_audio_path_and_its_loss_reaches_the_encoder() -> 
         SoundStreamConfig(pitch_head=-1)
 
 
-def test_loss_pitch_trains_and_needs_a_pitch_head(tiny_recipe: dict) -> None:
+def test_loss_pitch_trains_and_needs_a_pitch_head(
+    tiny_recipe: dict, capsys: pytest.CaptureFixture
+) -> None:
     recipe = copy.deepcopy(tiny_recipe)
     recipe["model"]["config"].update(pitch_head=16, ratios=[2, 4, 5, 4])  # 25 Hz bins
     recipe["loss"]["pitch"] = 1.0
@@ -100,6 +102,7 @@ def test_loss_pitch_trains_and_needs_a_pitch_head(tiny_recipe: dict) -> None:
     train_rows = [r["pitch"] for r in rows if r["split"] == "train"]
     assert len(train_rows) == 3 and all(0.0 <= v < 50.0 for v in train_rows)
     assert any("pitch" in r for r in rows if r["split"] == "val")
+    assert "steps 0-3 on 6 files, 0.0 h" in capsys.readouterr().err  # what it trains on
 
     bad = copy.deepcopy(tiny_recipe)
     bad["loss"]["pitch"] = 1.0
