@@ -372,12 +372,15 @@ def test_ctrl_c_during_start_up_exits_130() -> None:
 def test_real_sigint_exits_130_without_traceback(tmp_path: Path, model: str) -> None:
     # at several moments: importing, loading the model, encoding; an interrupt that lands
     # in code run by exec() used to end the process by SIGINT (-2) or as an "error:" line
-    sf.write(tmp_path / "long.wav", _noise(8000 * 600), 8000)
+    # long enough (about 4x the last delay here) that every interrupt lands before the exit
+    sf.write(tmp_path / "long.wav", _noise(8000 * 2400), 8000)
     for delay in (0.3, 0.9, 1.2, 1.5, 3.0):
         proc = subprocess.Popen(
             [sys.executable, "-m", "audiotok", "encode", str(tmp_path / "long.wav"), "-m", model,
              "--force"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # a job started with '&' inherits SIGINT ignored, and Python then keeps it so
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
