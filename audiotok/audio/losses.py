@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
@@ -77,7 +76,7 @@ class MultiScaleMelLoss(nn.Module):
         eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        import librosa  # heavy; only needed when the loss is built
+        from audiotok.audio.melbank import mel_filterbank
 
         mels = [n_mels] * len(n_ffts) if isinstance(n_mels, int) else list(n_mels)
         if len(mels) != len(n_ffts):
@@ -86,11 +85,7 @@ class MultiScaleMelLoss(nn.Module):
         self.hops = tuple(max(1, int(n * hop_ratio)) for n in self.n_ffts)
         self.eps = eps
         for i, (n_fft, n_mel) in enumerate(zip(self.n_ffts, mels, strict=True)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # librosa warns about empty bands at tiny n_fft
-                fb = librosa.filters.mel(
-                    sr=sample_rate, n_fft=n_fft, n_mels=n_mel, fmin=fmin, fmax=fmax
-                )
+            fb = mel_filterbank(sample_rate, n_fft, n_mel, fmin, fmax)
             self.register_buffer(f"mel_{i}", torch.from_numpy(fb).float(), persistent=False)
             self.register_buffer(f"window_{i}", torch.hann_window(n_fft), persistent=False)
 

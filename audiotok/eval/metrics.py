@@ -77,11 +77,9 @@ def si_sdr(
 
 @functools.lru_cache(maxsize=32)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    import librosa
+    from audiotok.audio.melbank import mel_filterbank
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # librosa warns when a small FFT leaves a band empty
-        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=None)
+    fb = mel_filterbank(sample_rate, n_fft, n_mels, 0.0, None)
     return torch.from_numpy(fb).double()  # (n_mels, n_fft // 2 + 1)
 
 
@@ -110,7 +108,8 @@ def mel_distance(
 
     For each scale ``s`` with window ``w_s`` and ``m_s`` mel bands: ``S = |STFT(x)|`` with a
     Hann window of ``w_s`` samples, ``n_fft = w_s``, hop ``w_s // 4``, centred (reflect
-    padding); ``M = F_s S`` with a Slaney mel filterbank (librosa, 0 Hz to Nyquist);
+    padding); ``M = F_s S`` with a Slaney mel filterbank (librosa's, computed by
+    :mod:`audiotok.audio.melbank`; 0 Hz to Nyquist);
     ``d_s = mean |log10(max(M_ref, eps)) - log10(max(M_est, eps))|`` over bands, frames and
     channels. The result is the mean of ``d_s`` over scales (``reduction="mean"``) or their
     sum (``"sum"``, which is what DAC's MelSpectrogramLoss reports with these default scales).

@@ -96,7 +96,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with a linear warm-up then a cosine (or constant) schedule, per optimiser step."""
+    """AdamW with a linear warm-up then a cosine (or constant) schedule, per optimiser step.
+
+    ``max_seconds`` is a wall-clock budget for one process's training: once that many seconds
+    have passed the run validates, saves its checkpoint and ends (``--resume`` continues), so
+    a lent machine is used to its last minute without guessing its speed. The schedule still
+    counts steps; pair it with ``schedule: constant`` or a ``max_steps`` that the budget
+    reaches.
+    """
 
     lr: float = 3e-4
     betas: tuple[float, float] = (0.5, 0.9)
@@ -106,6 +113,7 @@ class OptimConfig:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
+    max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +219,13 @@ class TrainConfig:
     """A whole recipe. ``run_dir`` defaults to ``runs/<recipe name>``; ``device`` is
     ``auto|cpu|cuda|cuda:N``; ``precision`` is ``auto|fp32|bf16`` (bf16 autocast on CUDA or CPU;
     ``auto`` picks bf16 where supported); ``threads`` sets torch's CPU threads per process
-    (``null``: torch's default; 1 is often fastest on a busy or small CPU)."""
+    (``null``: torch's default; 1 is often fastest on a busy or small CPU).
+
+    ``init_from`` starts a *fresh* run from trained weights (fine-tuning): an exported model
+    folder or bundled name, a training checkpoint or a run folder (its latest checkpoint). The
+    weights must fit the recipe's model exactly; a checkpoint's discriminator is taken too
+    when the recipe has one. Optimisers, schedule and step count start afresh. ``--resume``
+    ignores it (the checkpoint already holds the weights)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -226,6 +240,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int | None = None
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (tuples become lists), for checkpoints and ``config.yaml``."""
@@ -319,6 +334,9 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise UserError(f"'{key}' in {source} must be >= 0, got {value}")
+    budget = cfg.optim.max_seconds
+    if budget is not None and budget <= 0:
+        raise UserError(f"'optim.max_seconds' in {source} must be > 0 or null, got {budget}")
     crop = cfg.discriminator.segment_seconds
     if crop is not None and crop <= 0:
         raise UserError(f"'discriminator.segment_seconds' in {source} must be > 0, got {crop}")

@@ -145,6 +145,8 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         if state is not None:
             self._load_state(state, model, disc)
+        elif config.init_from:
+            self._init_weights(config.init_from, model, disc)
         self.model = wrap_ddp(model, self.dist, find_unused_parameters=True)
         self.disc = wrap_ddp(disc, self.dist) if disc is not None else None
         self.precision = self._precision()
@@ -242,6 +244,41 @@ class Trainer:
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+
+    def _init_weights(self, source: str, model: nn.Module, disc: nn.Module | None) -> None:
+        """``init_from``: trained weights for a fresh run (see :class:`TrainConfig`)."""
+        from audiotok.hub import resolve_model
+
+        family = self.cfg.model.family
+        path = Path(source)
+        if path.is_file() or (path.is_dir() and ckpt.latest_checkpoint(path) is not None):
+            found = path if path.is_file() else ckpt.latest_checkpoint(path)
+            state = ckpt.load_checkpoint(found, map_location="cpu")
+            saved = state["config"].get("model", {}).get("family")
+            if saved != family:
+                raise UserError(f"init_from: {found} is a {saved!r} model, the recipe {family!r}")
+            weights, disc_weights, what = state["model"], state.get("discriminator"), found
+        else:
+            from audiotok.hub import load_pretrained, read_pretrained_info
+
+            folder = resolve_model(source)
+            info = read_pretrained_info(folder)
+            if info.family != family:
+                raise UserError(
+                    f"init_from: {folder} is a {info.family!r} model, the recipe {family!r}"
+                )
+            if info.family.startswith("prior_"):
+                from audiotok.prior import load_prior
+
+                trained = load_prior(folder)
+            else:
+                trained = load_pretrained(folder)
+            weights, disc_weights, what = trained.state_dict(), None, folder
+        ckpt.load_state_strict(model, weights, f"init_from: {what} does not fit the recipe's model")
+        if disc is not None and disc_weights is not None:
+            ckpt.load_state_strict(
+                disc, disc_weights, f"init_from: {what}'s discriminator does not fit the recipe's"
+            )
 
     def _restore_rng(self, state: dict[str, Any]) -> None:
         states = state.get("rng") or []
@@ -362,15 +399,17 @@ class Trainer:
         n_window, t_window, last = 0, time.perf_counter(), {}
         saved_at = self.step
         per_step = {k: v * self.dist.world_size for k, v in self.builder.throughput(cfg).items()}
+        budget, t_start, stop = cfg.optim.max_seconds, time.perf_counter(), False
         try:
-            while self.step < end:
+            while self.step < end and not stop:
                 for batch in self._loader():
                     logs = self.train_step(batch)
                     self.batch_in_epoch += 1
                     for k, v in logs.items():
                         window[k] = window[k] + v if k in window else v
                     n_window += 1
-                    if self.step % cfg.log.every == 0 or self.step == end:
+                    stop = self.step >= end or self._time_is_up(t_start, budget)
+                    if self.step % cfg.log.every == 0 or stop:
                         elapsed = max(time.perf_counter() - t_window, 1e-9)
                         last = self._summarise(window, n_window)
                         last["lr"] = self.sched_g.get_last_lr()[0]
@@ -384,13 +423,18 @@ class Trainer:
                             self.step, last["steps_per_s"], {k: last[k] for k in keys if k in last}
                         )
                         window, n_window, t_window = {}, 0, time.perf_counter()
+                    if stop and self.step < end:
+                        logger.message(
+                            f"step {self.step}: optim.max_seconds ({budget:g} s) reached; "
+                            "--resume continues"
+                        )
                     v = cfg.validation
-                    if v.every > 0 and (self.step % v.every == 0 or self.step == end):
+                    if v.every > 0 and (self.step % v.every == 0 or stop):
                         self._validate(logger)
-                    if self.step % cfg.checkpoint.every == 0 or self.step == end:
+                    if self.step % cfg.checkpoint.every == 0 or stop:
                         self.save()
                         saved_at = self.step
-                    if self.step >= end:
+                    if stop:
                         break
                 else:
                     self.epoch += 1
@@ -402,6 +446,17 @@ class Trainer:
         finally:
             logger.close()
         return TrainResult(self.run_dir, self.step, self.last_checkpoint, last)
+
+    def _time_is_up(self, t_start: float, budget: float | None) -> bool:
+        """``optim.max_seconds`` has passed (every rank decides alike: under DDP the ranks
+        compare clocks at logging steps only, one small collective each)."""
+        if budget is None:
+            return False
+        if not self.dist.distributed:
+            return time.perf_counter() - t_start >= budget
+        if self.step % self.cfg.log.every:
+            return False
+        return max(all_gather_object(time.perf_counter() - t_start)) >= budget
 
     def _summarise(self, window: dict[str, Any], n: int) -> dict[str, float]:
         out: dict[str, float] = {}

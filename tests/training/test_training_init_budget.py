@@ -1,0 +1,108 @@
+"""``init_from`` (a fresh run from trained weights) and ``optim.max_seconds`` (a wall-clock
+budget that ends a run with a checkpoint that ``--resume`` continues)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from audiotok.errors import UserError
+from audiotok.training.checkpoint import list_checkpoints, load_checkpoint
+from audiotok.training.config import config_from_dict
+from audiotok.training.export import export_checkpoint
+from audiotok.training.trainer import Trainer
+
+
+def _run(recipe: dict[str, Any], steps: int, **kw: Any) -> Trainer:
+    recipe = copy.deepcopy(recipe)
+    recipe["optim"]["max_steps"] = steps
+    trainer = Trainer(config_from_dict(recipe), **kw)
+    trainer.fit()
+    return trainer
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_from_checkpoint_and_export(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
+    first = _run(tiny_recipe, 3)
+    ckpt = first.last_checkpoint
+    state = load_checkpoint(ckpt)
+    fresh = copy.deepcopy(tiny_recipe)
+    fresh["run_dir"] = str(tmp_path / "tuned")
+    fresh["seed"] = 11  # a different seed would give other initial weights
+    # from a checkpoint: generator and discriminator, but a new optimiser at step 0
+    fresh["init_from"] = str(ckpt)
+    tuned = Trainer(config_from_dict(fresh))
+    assert tuned.step == 0 and tuned.opt_g.state_dict()["state"] == {}
+    assert _same(tuned.model.state_dict(), state["model"])
+    assert _same(tuned.disc.state_dict(), state["discriminator"])
+    # a run folder means its latest checkpoint
+    fresh["init_from"] = str(Path(tiny_recipe["run_dir"]))
+    assert _same(Trainer(config_from_dict(fresh)).model.state_dict(), state["model"])
+    # from an export: the generator only; the discriminator starts from the seed
+    folder = export_checkpoint(ckpt, tmp_path / "export")
+    fresh["init_from"] = str(folder)
+    tuned = Trainer(config_from_dict(fresh))
+    assert _same(tuned.model.state_dict(), state["model"])
+    assert not _same(tuned.disc.state_dict(), state["discriminator"])
+    tuned.fit()  # and it trains from there
+    assert tuned.step == tuned.cfg.optim.max_steps
+    assert not _same(tuned.model.state_dict(), state["model"])
+
+
+def test_init_from_refuses_what_does_not_fit(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
+    ckpt = _run(tiny_recipe, 1).last_checkpoint
+    other = copy.deepcopy(tiny_recipe)
+    other["run_dir"] = str(tmp_path / "other")
+    other["init_from"] = str(ckpt)
+    other["model"]["config"]["latent_dim"] = 2 * other["model"]["config"]["latent_dim"]
+    with pytest.raises(UserError, match="does not fit the recipe's model"):
+        Trainer(config_from_dict(other))
+    other = copy.deepcopy(tiny_recipe)
+    other["run_dir"] = str(tmp_path / "other2")
+    other["init_from"] = str(tmp_path / "missing")
+    with pytest.raises(UserError):
+        Trainer(config_from_dict(other))
+
+
+def test_resume_ignores_init_from(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
+    donor = copy.deepcopy(tiny_recipe)
+    donor["run_dir"] = str(tmp_path / "donor")
+    donor_ckpt = _run(donor, 1).last_checkpoint
+    run = _run(tiny_recipe, 2)
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["init_from"] = str(donor_ckpt)
+    resumed = Trainer(config_from_dict(recipe), resume=True)
+    assert resumed.step == 2
+    assert _same(resumed.model.state_dict(), load_checkpoint(run.last_checkpoint)["model"])
+
+
+def test_max_seconds_stops_with_a_checkpoint_and_resume_continues(
+    tiny_recipe: dict[str, Any],
+) -> None:
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["optim"]["max_seconds"] = 1e-6  # spent within the first step
+    recipe["checkpoint"]["every"] = 100
+    stopped = _run(recipe, 6)
+    assert stopped.step == 1
+    assert [p.name for p in list_checkpoints(recipe["run_dir"])] == ["step_00000001.pt"]
+    rows = [json.loads(x) for x in (Path(recipe["run_dir"]) / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [1]
+    # without the budget, --resume runs on to max_steps
+    del recipe["optim"]["max_seconds"]
+    resumed = _run(recipe, 6, resume=True)
+    assert resumed.step == 6
+
+
+def test_max_seconds_must_be_positive(tiny_recipe: dict[str, Any]) -> None:
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["optim"]["max_seconds"] = 0
+    with pytest.raises(UserError, match="max_seconds"):
+        config_from_dict(recipe)
