@@ -1,6 +1,6 @@
 #!/bin/bash
 # A wall-clock-bounded burst of codec training on a lent GPU, from the shipped default's
-# weights (issue 9, point 6). Run from the repository root; reads Opus-packed data made by
+# weights (issue 9, point 6): recipes/default_v2_tune_24k.yaml at batch 64 x 1 s. Run from the repository root; reads Opus-packed data made by
 #   python recipes/tools/pack_opus.py pack CORPUS/train.jsonl runs/sprint/train --mb 24
 #   python recipes/tools/pack_opus.py pack CORPUS/dev.jsonl runs/sprint/dev --mb 1
 # and writes to $OUT what fits through a 16 MiB-per-file return: the generator and the
@@ -16,15 +16,11 @@ mkdir -p "$WORK" "$OUT"
 nvidia-smi -L 2>/dev/null
 python3 recipes/tools/pack_opus.py unpack runs/sprint/train "$WORK/train" || exit 1
 python3 recipes/tools/pack_opus.py unpack runs/sprint/dev "$WORK/dev" || exit 1
-python3 -m audiotok train recipes/default_v2_24k.yaml --run-dir "$WORK/run" \
+python3 -m audiotok train recipes/default_v2_tune_24k.yaml --run-dir "$WORK/run" \
   --set init_from=audiotok/pretrained/default \
-  --set model.config.istft_head_hidden=1024 --set model.config.encoder_embed_hidden=1024 \
-  --set model.config.pitch_head=256 --set loss.spectrum=2.0 --set loss.pitch=1.0 \
   --set data.train="$WORK/train/manifest.jsonl" --set data.dev="$WORK/dev/manifest.jsonl" \
-  --set data.shares.speech=2 --set data.shares.music=1 \
   --set data.batch_size=${BATCH:-64} --set data.num_workers=${WORKERS:-8} \
   --set data.examples_per_epoch=64000 \
-  --set optim.lr=1.0e-4 --set discriminator.lr=1.0e-4 --set optim.warmup_steps=300 \
   --set optim.max_seconds="$BUDGET" --set threads=4 \
   --set validation.every=500 --set validation.num_audio_samples=0 \
   --set checkpoint.every=1000 --set checkpoint.keep_last=1 \

@@ -94,7 +94,9 @@ def _shrink(recipe: dict[str, Any], train_dir: Path, dev_dir: Path, run_dir: Pat
     config.update({k: v for k, v in SHRINK[model["family"]].items()})
     if "quantizer" in config:
         config["quantizer"] = _shrink_quantizer(config["quantizer"])
+    recipe.pop("init_from", None)  # trained weights do not fit the shrunk model
     data = recipe.setdefault("data", {})
+    data.pop("shares", None)  # the synthetic files have no kind
     data.update(
         train=str(train_dir),
         dev=str(dev_dir),
@@ -170,3 +172,20 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
     assert {p.name for p in samples.iterdir()} == {"0_ref.wav", "0_rec.wav", "0_spec.png"}
     if recipe.get("discriminator", {}).get("enabled", True):
         assert "disc" in train_rows[1] and "disc" not in train_rows[0]
+
+
+def test_tune_recipe_is_the_bundled_model() -> None:
+    # default_v2_tune_24k starts from the bundled default: its model must be the shipped one
+    from audiotok.hub import load_pretrained, resolve_model
+    from audiotok.registry import build_model
+    from audiotok.statedict import load_state_strict
+
+    path = next(p for p in RECIPES if p.stem == "default_v2_tune_24k")
+    raw = yaml.safe_load(path.read_text())
+    assert raw["init_from"] == "default"
+    model = build_model(raw["model"]["family"], raw["model"]["config"])
+    bundled = load_pretrained(resolve_model("default"))
+    load_state_strict(model, bundled.state_dict(), "the tune recipe is not the bundled model")
+    wav = torch.randn(1, 1, 4800) * 0.1
+    with torch.no_grad():
+        assert torch.equal(model.eval().encode(wav), bundled.encode(wav))
