@@ -261,8 +261,11 @@ class Trainer:
         else:
             from audiotok.hub import load_pretrained, read_pretrained_info
 
-            folder = resolve_model(source)
-            info = read_pretrained_info(folder)
+            try:
+                folder = resolve_model(source)
+                info = read_pretrained_info(folder)
+            except UserError as exc:
+                raise UserError(f"init_from: {exc}") from None
             if info.family != family:
                 raise UserError(
                     f"init_from: {folder} is a {info.family!r} model, the recipe {family!r}"

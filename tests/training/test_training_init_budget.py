@@ -68,7 +68,7 @@ def test_init_from_refuses_what_does_not_fit(tiny_recipe: dict[str, Any], tmp_pa
     other = copy.deepcopy(tiny_recipe)
     other["run_dir"] = str(tmp_path / "other2")
     other["init_from"] = str(tmp_path / "missing")
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="^init_from: .*missing"):
         Trainer(config_from_dict(other))
 
 
