@@ -499,6 +499,12 @@ def export_command(
         help="Store the weights as float32 (as trained), float16 or bfloat16 (half the size; the "
         "export is the rounded model, with its own model id).",
     ),
+    discriminator: bool = typer.Option(
+        False,
+        "--discriminator",
+        help="Also write the discriminators (discriminator.safetensors, as trained), so that "
+        "init_from this folder goes on with them.",
+    ),
 ) -> None:
     """Export a training checkpoint as a model folder that load_pretrained reads."""
 
@@ -511,7 +517,9 @@ def export_command(
         dtypes = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
         if dtype not in dtypes:
             raise UserError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
-        return export_checkpoint(checkpoint, out_dir, force=force, dtype=dtypes[dtype])
+        return export_checkpoint(
+            checkpoint, out_dir, force=force, dtype=dtypes[dtype], discriminator=discriminator
+        )
 
     typer.echo(str(run_or_exit(_run)))
 

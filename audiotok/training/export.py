@@ -18,7 +18,10 @@ from audiotok.errors import UserError
 from audiotok.statedict import load_state_strict
 from audiotok.training.checkpoint import latest_checkpoint, load_checkpoint
 
-__all__ = ["export_checkpoint"]
+__all__ = ["DISCRIMINATOR_NAME", "export_checkpoint"]
+
+#: the discriminators' weights beside an export (``audiotok export --discriminator``)
+DISCRIMINATOR_NAME = "discriminator.safetensors"
 
 
 def export_checkpoint(
@@ -26,6 +29,7 @@ def export_checkpoint(
     out_dir: str | os.PathLike,
     force: bool = False,
     dtype: torch.dtype | None = None,
+    discriminator: bool = False,
 ) -> Path:
     """Export the model of a training checkpoint.
 
@@ -36,6 +40,9 @@ def export_checkpoint(
         force: replace an existing export's two files (and nothing else).
         dtype: store the weights in this floating dtype (see
             :func:`audiotok.hub.save_pretrained`); None keeps them as trained.
+        discriminator: also write the checkpoint's discriminators, as trained, to
+            ``DISCRIMINATOR_NAME`` beside the model: ``init_from`` that folder then resumes the
+            adversarial game instead of starting it over (loading the model never reads it).
 
     Returns:
         The export folder.
@@ -71,4 +78,16 @@ def export_checkpoint(
         steps = model.config.pattern.num_steps(window)
         model.config = dataclasses.replace(model.config, block_size=steps)
     model.eval()
-    return save_pretrained(model, out_dir, force=force, dtype=dtype)
+    disc_state = state.get("discriminator")
+    if discriminator and not disc_state:
+        raise UserError(f"{path} has no discriminator to export")
+    out = save_pretrained(model, out_dir, force=force, dtype=dtype)
+    if discriminator:
+        from safetensors.torch import save
+
+        from audiotok.atomic import open_atomic
+
+        tensors = {k: v.detach().contiguous().cpu() for k, v in disc_state.items()}
+        with open_atomic(out / DISCRIMINATOR_NAME, force=force) as f:
+            f.write(save(tensors))
+    return out

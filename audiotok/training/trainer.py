@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,21 @@ class Trainer:
             else:
                 trained = load_pretrained(folder)
             weights, disc_weights, what = trained.state_dict(), None, folder
+            from audiotok.training.export import DISCRIMINATOR_NAME
+
+            if disc is not None and (folder / DISCRIMINATOR_NAME).is_file():
+                from safetensors.torch import load_file
+
+                saved = load_file(str(folder / DISCRIMINATOR_NAME))
+                if ckpt.state_dict_mismatch(disc.state_dict(), saved):
+                    warnings.warn(
+                        f"init_from: {folder / DISCRIMINATOR_NAME} does not fit the recipe's "
+                        "discriminator; it starts fresh",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                else:
+                    disc_weights = saved
         ckpt.load_state_strict(model, weights, f"init_from: {what} does not fit the recipe's model")
         if disc is not None and disc_weights is not None:
             ckpt.load_state_strict(

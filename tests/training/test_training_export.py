@@ -92,3 +92,18 @@ def test_cli_errors_are_one_line(tiny_recipe: dict[str, Any], tmp_path: Path) ->
     assert bad_file.output.startswith("error: unknown key 'optim.lrr' in recipe.yaml")
     missing = runner.invoke(app, ["export", str(tmp_path / "nope.pt"), str(tmp_path / "x")])
     assert missing.exit_code == 1 and "checkpoint not found" in missing.output
+
+
+def test_cli_export_discriminator(trained: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    dest = tmp_path / "with_disc"
+    result = runner.invoke(app, ["export", str(trained), str(dest), "--discriminator"])
+    assert result.exit_code == 0, result.output
+    saved = load_file(str(dest / "discriminator.safetensors"))
+    state = load_checkpoint(trained)["discriminator"]
+    assert saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in saved)
+    # the model folder still loads as a model; the extra file is not part of it
+    assert load_pretrained(dest) is not None
+    again = runner.invoke(app, ["export", str(trained), str(dest), "--discriminator"])
+    assert again.exit_code == 1 and "Traceback" not in again.output

@@ -52,6 +52,15 @@ def test_init_from_checkpoint_and_export(tiny_recipe: dict[str, Any], tmp_path: 
     tuned = Trainer(config_from_dict(fresh))
     assert _same(tuned.model.state_dict(), state["model"])
     assert not _same(tuned.disc.state_dict(), state["discriminator"])
+    # an export with --discriminator carries it along; one that does not fit starts fresh
+    export_checkpoint(ckpt, tmp_path / "with_disc", discriminator=True)
+    fresh["init_from"] = str(tmp_path / "with_disc")
+    assert _same(Trainer(config_from_dict(fresh)).disc.state_dict(), state["discriminator"])
+    other = copy.deepcopy(fresh)
+    other["run_dir"] = str(tmp_path / "other_disc")
+    other["discriminator"]["msstft"]["filters"] = 2 * other["discriminator"]["msstft"]["filters"]
+    with pytest.warns(RuntimeWarning, match="starts fresh"):
+        Trainer(config_from_dict(other))
     tuned.fit()  # and it trains from there
     assert tuned.step == tuned.cfg.optim.max_steps
     assert not _same(tuned.model.state_dict(), state["model"])
