@@ -189,3 +189,12 @@ def test_tune_recipe_is_the_bundled_model() -> None:
     wav = torch.randn(1, 1, 4800) * 0.1
     with torch.no_grad():
         assert torch.equal(model.eval().encode(wav), bundled.encode(wav))
+    # ... and its discriminators are the ones shipped beside it (init_from takes both)
+    from safetensors.torch import load_file
+
+    from audiotok.training.build import task_builder
+
+    raw["data"] = {"train": "unused"}
+    disc = task_builder("soundstream").build_discriminator(config_from_dict(raw), model)
+    saved = load_file(str(resolve_model("default") / "discriminator.safetensors"))
+    load_state_strict(disc, saved, "the bundled discriminators do not fit the tune recipe")
