@@ -271,12 +271,7 @@ class Trainer:
                 raise UserError(
                     f"init_from: {folder} is a {info.family!r} model, the recipe {family!r}"
                 )
-            if info.family.startswith("prior_"):
-                from audiotok.prior import load_prior
-
-                trained = load_prior(folder)
-            else:
-                trained = load_pretrained(folder)
+            trained = load_pretrained(folder)  # any registered family, priors included
             weights, disc_weights, what = trained.state_dict(), None, folder
             from audiotok.training.export import DISCRIMINATOR_NAME
 
