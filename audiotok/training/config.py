@@ -225,7 +225,15 @@ class TrainConfig:
     folder or bundled name, a training checkpoint or a run folder (its latest checkpoint). The
     weights must fit the recipe's model exactly; a checkpoint's discriminator is taken too
     when the recipe has one. Optimisers, schedule and step count start afresh. ``--resume``
-    ignores it (the checkpoint already holds the weights)."""
+    ignores it (the checkpoint already holds the weights).
+
+    ``freeze`` names submodules of the model (``encoder``, ``quantizer``, ``pitch_head``,
+    dotted paths allowed) that a fine-tune leaves exactly as they are: the optimiser never
+    sees their parameters and they run in eval mode, so codebooks are not restarted either.
+    A frozen residual quantizer still draws its quantizer dropout, so a decoder trained
+    behind it keeps learning every rate of the ladder. Freezing the encoder and quantizer of
+    a trained tokenizer keeps its codes bit for bit: token files and priors made with it
+    stay valid for the fine-tuned decoder."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -241,6 +249,7 @@ class TrainConfig:
     precision: str = "auto"
     threads: int | None = None
     init_from: str | None = None
+    freeze: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (tuples become lists), for checkpoints and ``config.yaml``."""

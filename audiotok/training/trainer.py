@@ -95,6 +95,39 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def freeze_modules(model: nn.Module, names: tuple[str, ...]) -> list[nn.Module]:
+    """``freeze``: stop gradients to the named submodules (dotted paths) and return them.
+
+    Raises:
+        UserError: a name that is not a submodule, or a freeze that leaves nothing to train.
+    """
+    frozen: list[nn.Module] = []
+    known = dict(model.named_modules())
+    for name in names:
+        module = known.get(name) if name else None
+        if module is None:
+            children = ", ".join(n for n, _ in model.named_children())
+            raise UserError(f"freeze: the model has no submodule {name!r} (it has: {children})")
+        module.requires_grad_(False)
+        frozen.append(module)
+    if names and not any(p.requires_grad for p in model.parameters()):
+        raise UserError(f"freeze: {list(names)} leaves no parameter to train")
+    return frozen
+
+
+def set_frozen_modes(frozen: list[nn.Module]) -> None:
+    """Frozen modules run in eval mode (no codebook updates or restarts, no dropout), except
+    that a residual quantizer's own flag stays on so it still draws quantizer dropout (its
+    stages, which hold the codebooks, stay in eval mode)."""
+    for module in frozen:
+        was_training = module.training
+        module.eval()
+        if was_training:
+            for sub in module.modules():
+                if hasattr(sub, "stage_counts"):  # a residual quantizer: dropout only
+                    sub.training = True
+
+
 class Trainer:
     """Builds everything a recipe describes and runs the loop.
 
@@ -125,6 +158,7 @@ class Trainer:
         disc = self.builder.build_discriminator(config, model)
         if disc is not None:
             disc = disc.to(self.device)
+        self.frozen = freeze_modules(model, tuple(config.freeze))
         dcfg = config.discriminator
         o = config.optim
         self.opt_g, self.sched_g = build_optimizer(
@@ -328,6 +362,7 @@ class Trainer:
         """One generator (+ discriminator) update on ``batch: (B, C, T)``; returns metrics."""
         batch = to_device(batch, self.device)
         self.model.train()
+        set_frozen_modes(self.frozen)
         if self.disc is not None:
             self.disc.train()
         self.opt_g.zero_grad(set_to_none=True)

@@ -115,3 +115,39 @@ def test_max_seconds_must_be_positive(tiny_recipe: dict[str, Any]) -> None:
     recipe["optim"]["max_seconds"] = 0
     with pytest.raises(UserError, match="max_seconds"):
         config_from_dict(recipe)
+
+
+def test_freeze_keeps_codes_and_trains_the_rest(
+    tiny_recipe: dict[str, Any], tmp_path: Path
+) -> None:
+    first = _run(tiny_recipe, 3)
+    start = load_checkpoint(first.last_checkpoint)["model"]
+    tuned = copy.deepcopy(tiny_recipe)
+    tuned["run_dir"] = str(tmp_path / "decoder_only")
+    tuned["init_from"] = str(first.last_checkpoint)
+    tuned["freeze"] = ["encoder", "quantizer"]
+    trainer = _run(tuned, 4)
+    end = trainer.model.state_dict()
+    # every encoder and quantizer tensor, EMA codebooks and counts included, is untouched
+    kept = [k for k in start if k.startswith(("encoder.", "quantizer."))]
+    assert kept and all(torch.equal(start[k], end[k]) for k in kept)
+    assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith("decoder."))
+    # the optimiser never held a frozen parameter
+    held = {id(p) for g in trainer.opt_g.param_groups for p in g["params"]}
+    assert not held & {id(p) for p in trainer.model.encoder.parameters()}
+    # in a step: codebook stages in eval mode, the residual quantizer still drawing dropout
+    trainer.train_step(next(iter(torch.utils.data.DataLoader(trainer.train_set, batch_size=2))))
+    q = trainer.model.quantizer
+    assert q.training and not any(s.training for s in q.stages)
+    assert not trainer.model.encoder.training and trainer.model.decoder.training
+    assert q.stage_counts(64, 2, torch.device("cpu")) is not None
+
+
+def test_freeze_refuses_unknown_or_everything(tiny_recipe: dict[str, Any]) -> None:
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["freeze"] = ["encoder", "decodr"]
+    with pytest.raises(UserError, match="no submodule 'decodr'"):
+        Trainer(config_from_dict(recipe))
+    recipe["freeze"] = ["encoder", "quantizer", "decoder"]
+    with pytest.raises(UserError, match="leaves no parameter to train"):
+        Trainer(config_from_dict(recipe))
