@@ -288,7 +288,14 @@ def evaluate(
     plan = plan_bitrates(tokenizer, bitrates)
     out = _prepare_out_dir(out_dir, overwrite)
     sources = [files] if isinstance(files, (str, os.PathLike)) else list(files)
-    entries, failed = collect_inputs(sources)
+    entries: list[ManifestEntry] = []
+    shown_paths: list[str] = []
+    failed: list[dict[str, str]] = []
+    for src in sources:
+        found, bad = collect_inputs([src])
+        entries += found
+        shown_paths += [_shown_path(e.path, src) for e in found]
+        failed += bad
     sr, channels = int(tokenizer.sample_rate), int(tokenizer.channels)
     use_opus = opus and opus_available()
     timer = _Timer()
@@ -310,21 +317,21 @@ def evaluate(
     report = EvalReport(out, _model_info(tokenizer, plan), settings, failed=failed)
     codes_by_k: dict[int, list[torch.Tensor]] = {k: [] for k, _ in plan}
     figures: list[tuple[str, str, np.ndarray, dict[str, np.ndarray]]] = []
-    for entry in entries:
+    for entry, shown in zip(entries, shown_paths, strict=True):
         if progress is not None:
-            progress(entry.path)
+            progress(shown)
         try:
             rows, decoded = _evaluate_file(
                 entry, tokenizer, plan, kind or guess_kind(entry), max_seconds, scorer, timer,
-                settings["opus_kbps"], codes_by_k,
+                settings["opus_kbps"], codes_by_k, shown,
             )  # fmt: skip
         except (UserError, ValueError, RuntimeError, OSError) as e:
-            report.failed.append({"path": entry.path, "error": _one_line(e)})
+            report.failed.append({"path": shown, "error": _one_line(e)})
             continue
         report.files.append(rows[0]["_file"])
         report.results.extend({k: v for k, v in r.items() if k != "_file"} for r in rows)
         if len(figures) < num_figures:
-            figures.append((entry.path, rows[0]["kind"], *decoded))
+            figures.append((shown, rows[0]["kind"], *decoded))
     if not report.files:
         reasons = "; ".join(f"{f['path']}: {f['error']}" for f in report.failed[:3])
         raise UserError(f"no audio could be evaluated ({reasons or 'no files found'})")
@@ -334,6 +341,20 @@ def evaluate(
     write_figures(report, figures, codes_by_k)
     write_report(report)
     return report
+
+
+def _shown_path(path: str, source: str | os.PathLike) -> str:
+    """How the report names a file: relative to the manifest's folder or the input folder
+    it came from (a report stays readable on another machine and names no home folder);
+    a file given directly, as given."""
+    src = Path(source)
+    root = src if src.is_dir() else src.parent if src.suffix == ".jsonl" else None
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(path)
 
 
 def _one_line(e: BaseException) -> str:
@@ -355,12 +376,14 @@ def _evaluate_file(
     timer: _Timer,
     opus_kbps: list[float],
     codes_by_k: dict[int, list[torch.Tensor]],
+    shown: str,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """All rows of one file, and the (reference, {label: decoded}) audio for its figure."""
+    """All rows of one file (named ``shown`` in the report), and the (reference,
+    {label: decoded}) audio for its figure."""
     ref = _load(entry, tokenizer, max_seconds)
     sr, length = int(tokenizer.sample_rate), ref.shape[-1]
     secs = length / sr
-    info = {"path": entry.path, "kind": kind, "seconds": secs, "sample_rate": sr}
+    info = {"path": shown, "kind": kind, "seconds": secs, "sample_rate": sr}
     info["channels"] = int(ref.shape[0])
     rows: list[dict[str, Any]] = []
     decoded: dict[str, np.ndarray] = {}

@@ -210,3 +210,21 @@ def test_cli_eval_bad_model_is_one_line(corpus: Path, tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "Traceback" not in result.output
+
+
+def test_report_names_files_relative_to_their_input(corpus: Path, tmp_path: Path) -> None:
+    """Files found through a folder or a manifest are named relative to it, so a report
+    moves between machines and names no home folder; a file given directly keeps its name."""
+    manifest = corpus / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "speech/a.wav", "kind": "speech"}) + "\n")
+    single = corpus / "music" / "b.flac"
+    evaluate(
+        PerfectFake(), [manifest, str(single)], out_dir=tmp_path / "rep", opus=False, visqol=False
+    )
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert sorted(f["path"] for f in data["files"]) == sorted(["speech/a.wav", str(single)])
+    evaluate(PerfectFake(), [corpus], out_dir=tmp_path / "rep2", opus=False, visqol=False)
+    data = json.loads((tmp_path / "rep2" / "report.json").read_text())
+    assert sorted(f["path"] for f in data["files"]) == ["music/b.flac", "speech/a.wav"]
+    assert [f["path"] for f in data["failed"]] == ["broken.wav"]
+    assert str(tmp_path) not in json.dumps(data["results"])
