@@ -163,10 +163,15 @@ class AudioCodec(nn.Module):
             :class:`CodecOutput` with ``audio (B, C, T)`` and ``codes (B, K, T')``.
         """
         self._check_wav(wav)
+        return self.forward_latent(self.encode_latent(self._pad(wav)), wav.shape[-1], num_codebooks)
+
+    def forward_latent(
+        self, latent: Tensor, length: int, num_codebooks: int | None = None
+    ) -> CodecOutput:
+        """:meth:`forward` from the encoder's latent ``(B, D, T')`` on: quantize and decode
+        to ``length`` samples (one encoding can then be decoded at several rates)."""
         if num_codebooks is not None:
             self._check_num_codebooks(num_codebooks)
-        length = wav.shape[-1]
-        latent = self.encode_latent(self._pad(wav))
         z = rearrange(latent, "b d t -> b t d")
         k = None if num_codebooks is None else int(num_codebooks)
         q = self.quantizer(z, num_codebooks=k)

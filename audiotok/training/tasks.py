@@ -374,9 +374,10 @@ class CodecTask:
             codes carry no pitch, as in the v2 default at step 10000).
         """
         codec = self.codec
-        with self.autocast():
+        length = batch.shape[-1]
+        with self.autocast():  # one encoding, quantized at every rate below
             latent = codec.encode_latent(codec._pad(batch))  # (B, D, T')
-            out = codec(batch)
+            out = codec.forward_latent(latent, length)
         fake = out.audio.float()
         metrics = {"mel": float(self.mel(fake, batch)), "stft": float(self.stft(fake, batch))}
         ref, est = batch.float().cpu(), fake.cpu()
@@ -397,7 +398,7 @@ class CodecTask:
                 if k >= k_all:
                     break
                 with self.autocast():
-                    partial = codec(batch, num_codebooks=k).audio.float()
+                    partial = codec.forward_latent(latent, length, k).audio.float()
                 metrics[f"mel@{k}"] = float(self.mel(partial, batch))
         return metrics, fake
 

@@ -56,6 +56,10 @@ def test_fewer_codebooks_are_a_prefix_of_the_full_codes() -> None:
         assert torch.equal(codec.encode(x, num_codebooks=np.int64(k)), codes)
         out = codec(x, num_codebooks=k)
         assert out.codes.shape[1] == k
+        # one encoding decoded at every rate (validation's mel@k) is the same forward
+        latent = codec.encode_latent(codec._pad(x))
+        again = codec.forward_latent(latent, 47, k)
+        assert torch.equal(again.codes, out.codes) and torch.equal(again.audio, out.audio)
         torch.testing.assert_close(codec.decode(codes)[..., :47], out.audio, rtol=1e-4, atol=1e-5)
     # more codebooks reconstruct the latent better
     z = codec.encode_latent(codec._pad(x)).transpose(1, 2)
