@@ -13,7 +13,7 @@ recipes find their corpus (``${AUDIOTOK_CORPUS}``: the environment's value, else
 cache folder).
 
 Free-form dicts (``model.config``, ``discriminator.msstft``/``mpd``, ``loss.mel_options``/
-``stft_options``) are passed on to the classes they configure; their keys are checked here
+``stft_options``/``phase_options``) are passed on to the classes they configure; their keys are checked here
 against those classes (the model family's config fields, the constructors' keyword
 arguments), and their values when the trainer builds them.
 
@@ -159,6 +159,10 @@ class LossConfig:
     predicts and the input's own, in the decoder's framing (APNet/APCodec's amplitude loss):
     a direct, per-bin target for the harmonics, which the waveform losses reach only
     through the inverse STFT.
+    ``phase`` weighs :class:`~audiotok.audio.losses.PhaseDerivativeLoss` (options in
+    ``phase_options``): how far the output's phase advance from frame to frame, i.e. the
+    frequency actually heard, is from the input's at the bins that carry energy. It sees a
+    harmonic drawn a few hertz off, which the magnitude losses barely do.
     ``latent_harmonics`` weighs the fraction of each frame's harmonic fine structure (its
     log-spectrum's ripple below 2 kHz, envelope removed) that a ridge regression from the
     *quantized* latent cannot explain, fitted in closed form per batch: it makes the codes
@@ -173,6 +177,7 @@ class LossConfig:
     stft: float = 1.0
     time_l1: float = 0.0
     spectrum: float = 0.0
+    phase: float = 0.0
     latent_harmonics: float = 0.0
     pitch: float = 0.0
     adversarial: float = 1.0
@@ -182,6 +187,7 @@ class LossConfig:
     feature_matching_relative: bool = False
     mel_options: dict[str, Any] = field(default_factory=dict)
     stft_options: dict[str, Any] = field(default_factory=dict)
+    phase_options: dict[str, Any] = field(default_factory=dict)
     image: dict[str, Any] = field(default_factory=dict)
 
 
@@ -376,7 +382,11 @@ def _check_free_form(cfg: TrainConfig, source: str) -> None:
         MultiPeriodDiscriminator,
         MultiScaleSTFTDiscriminator,
     )
-    from audiotok.audio.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
+    from audiotok.audio.losses import (
+        MultiResolutionSTFTLoss,
+        MultiScaleMelLoss,
+        PhaseDerivativeLoss,
+    )
     from audiotok.hub import MODEL_FAMILIES
 
     family = MODEL_FAMILIES.get(cfg.model.family)
@@ -398,6 +408,7 @@ def _check_free_form(cfg: TrainConfig, source: str) -> None:
     _check_kwargs(cfg.discriminator.mpd, MultiPeriodDiscriminator, "discriminator.mpd", source)
     _check_kwargs(cfg.loss.mel_options, MultiScaleMelLoss, "loss.mel_options", source)
     _check_kwargs(cfg.loss.stft_options, MultiResolutionSTFTLoss, "loss.stft_options", source)
+    _check_kwargs(cfg.loss.phase_options, PhaseDerivativeLoss, "loss.phase_options", source)
     if cfg.loss.image:
         from audiotok.image.vqgan import VQGANLossConfig
 

@@ -32,6 +32,7 @@ from audiotok.audio.discriminators import MultiPeriodDiscriminator, MultiScaleST
 from audiotok.audio.losses import (
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    PhaseDerivativeLoss,
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
@@ -193,9 +194,11 @@ class CodecTask:
         device = next(codec.parameters()).device
         self.mel = MultiScaleMelLoss(codec.sample_rate, **_kwargs(loss.mel_options)).to(device)
         self.stft = MultiResolutionSTFTLoss(**_kwargs(loss.stft_options)).to(device)
+        self.phase = PhaseDerivativeLoss(**_kwargs(loss.phase_options)).to(device)
         weights = {
             "mel": loss.mel,
             "stft": loss.stft,
+            "phase": loss.phase,
             "time_l1": loss.time_l1,
             "adversarial": loss.adversarial,
             "feature_matching": loss.feature_matching,
@@ -242,6 +245,8 @@ class CodecTask:
             losses["mel"] = self.mel(fake, real)
         if self.cfg.stft > 0:
             losses["stft"] = self.stft(fake, real)
+        if self.cfg.phase > 0:
+            losses["phase"] = self.phase(fake, real)
         if self.cfg.time_l1 > 0:
             losses["time_l1"] = F.l1_loss(fake, real)
         return losses

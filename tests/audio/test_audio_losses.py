@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -102,3 +104,54 @@ def test_mel_loss_buffers_are_built_once_and_not_saved(mel_loss) -> None:
     assert mel_loss.state_dict() == {}
     with pytest.raises(ValueError):
         MultiScaleMelLoss(16000, n_ffts=(64, 128), n_mels=(10,))
+
+
+def _harmonic_tone(f0: float, shift: int = 0, sr: int = 24000) -> torch.Tensor:
+    t = (torch.arange(sr, dtype=torch.float64) + shift) / sr
+    wav = sum(torch.sin(2 * math.pi * f0 * h * t + h) / h for h in range(1, 8))
+    return wav.float()[None, None]
+
+
+def test_phase_derivative_loss_measures_pitch_error() -> None:
+    from audiotok.audio.losses import PhaseDerivativeLoss
+
+    loss = PhaseDerivativeLoss()
+    ref = _harmonic_tone(170.0)
+    assert float(loss(ref, ref)) < 1e-3
+    # the further the pitch is off, the larger the loss, up to ~1 (unrelated phases)
+    errors = [float(loss(_harmonic_tone(f), ref)) for f in (170.5, 171.0, 172.0, 174.0)]
+    assert errors == sorted(errors) and errors[0] > 0.01 and errors[-1] > 0.3
+    noise = 0.3 * torch.randn(1, 1, 24000, generator=torch.Generator().manual_seed(0))
+    assert float(loss(noise, ref)) > 0.5
+    # the instantaneous-frequency term does not care where the tone starts
+    shifted = _harmonic_tone(170.0, shift=37)
+    iaf = float(loss(shifted, ref))
+    assert iaf < 5e-3
+    # the group delay does: 37 samples turn each bin's phase step by 2 pi 37 / n_fft
+    assert float(PhaseDerivativeLoss(group_delay=1.0)(shifted, ref)) > iaf + 2e-3
+    # silence: a finite loss and gradient
+    zeros = torch.zeros(1, 1, 24000, requires_grad=True)
+    value = loss(zeros, ref)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(zeros.grad).all()
+
+
+def test_phase_derivative_loss_gradient_pulls_towards_the_target() -> None:
+    from audiotok.audio.losses import PhaseDerivativeLoss
+
+    gen = torch.Generator().manual_seed(0)
+    loss = PhaseDerivativeLoss(n_ffts=(256, 128))
+    t = torch.arange(4800) / 16000
+    ref = (0.4 * torch.sin(2 * math.pi * 440 * t) + 0.05 * torch.randn(4800, generator=gen))[
+        None, None
+    ]
+    x = (0.1 * torch.randn(1, 1, 4800, generator=gen)).requires_grad_()
+    opt = torch.optim.Adam([x], lr=3e-3)
+    values = []
+    for _ in range(60):
+        value = loss(x, ref)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        values.append(float(value.detach()))
+    assert values[-1] < 0.5 * values[0]

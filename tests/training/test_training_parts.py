@@ -201,6 +201,30 @@ def test_spectrum_loss_trains_the_decoders_frames_and_needs_an_istft_decoder(
         train(config_from_dict(bad))
 
 
+def test_phase_loss_trains_alone_and_checks_its_options(tiny_recipe: dict) -> None:
+    import copy
+
+    from audiotok.errors import UserError
+    from audiotok.training.config import config_from_dict
+    from audiotok.training.trainer import train
+
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["loss"].update(phase=2.0, mel=0.0, stft=0.0, adversarial=0.0, feature_matching=0.0)
+    recipe["loss"]["phase_options"] = {"n_ffts": [256, 128]}
+    recipe["discriminator"]["enabled"] = False
+    recipe["optim"].update(max_steps=12, lr=3e-3)
+    train(config_from_dict(recipe))
+    rows = [json.loads(x) for x in (Path(recipe["run_dir"]) / "metrics.jsonl").open()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert len(train_rows) == 12 and all(0.0 <= r["phase"] <= 2.0 for r in train_rows)
+    # it is what the generator minimises (with the quantizer's own loss)
+    for r in train_rows:
+        assert r["total"] == pytest.approx(2.0 * r["phase"] + r["commitment"], rel=1e-4)
+    recipe["loss"]["phase_options"] = {"n_fft": 256}
+    with pytest.raises(UserError, match="phase_options"):
+        config_from_dict(recipe)
+
+
 def test_harmonic_ripple_peaks_on_the_harmonics_and_drops_the_envelope() -> None:
     from audiotok.training.latent_probes import harmonic_ripple
 
