@@ -52,7 +52,11 @@ def _worker(rank: int, world_size: int, port: int, recipe: dict[str, Any], out: 
         cleanup_distributed()
 
 
-def test_two_gloo_ranks_stay_identical(tiny_recipe: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("freeze", [[], ["encoder"]])
+def test_two_gloo_ranks_stay_identical(
+    tiny_recipe: dict[str, Any], tmp_path: Path, freeze: list[str]
+) -> None:
+    tiny_recipe["freeze"] = freeze  # frozen parameters are left out of DDP's all-reduce
     tiny_recipe["optim"]["max_steps"] = 3
     tiny_recipe["discriminator"]["start_step"] = 1
     tiny_recipe["checkpoint"]["every"] = 3
@@ -74,6 +78,14 @@ def test_two_gloo_ranks_stay_identical(tiny_recipe: dict[str, Any], tmp_path: Pa
         assert r0[part].keys() == r1[part].keys()
         for name, value in r0[part].items():
             assert torch.equal(value, r1[part][name]), f"{part}.{name} differs between ranks"
+    if freeze:  # the frozen encoder is where the recipe's seed put it, on both ranks
+        from audiotok.training.trainer import _seed_all, build_model
+
+        _seed_all(tiny_recipe["seed"])
+        init = build_model("soundstream", tiny_recipe["model"]["config"]).state_dict()
+        for name, value in init.items():
+            if name.startswith("encoder."):
+                assert torch.equal(value, r0["model"][name]), name
     # only rank 0 writes checkpoints; it holds both ranks' RNG states
     assert r1["checkpoint"] == "None"
     state = torch.load(r0["checkpoint"], weights_only=True)
