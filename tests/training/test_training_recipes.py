@@ -174,13 +174,14 @@ def test_recipe_trains_two_steps(path: Path, wav_dirs: tuple[Path, Path], tmp_pa
         assert "disc" in train_rows[1] and "disc" not in train_rows[0]
 
 
-def test_tune_recipe_is_the_bundled_model() -> None:
-    # default_v2_tune_24k starts from the bundled default: its model must be the shipped one
+@pytest.mark.parametrize("stem", ["default_v2_tune_24k", "default_v2_decoder_24k"])
+def test_tune_recipe_is_the_bundled_model(stem: str) -> None:
+    # the fine-tune recipes start from the bundled default: their model must be the shipped one
     from audiotok.hub import load_pretrained, resolve_model
     from audiotok.registry import build_model
     from audiotok.statedict import load_state_strict
 
-    path = next(p for p in RECIPES if p.stem == "default_v2_tune_24k")
+    path = next(p for p in RECIPES if p.stem == stem)
     raw = yaml.safe_load(path.read_text())
     assert raw["init_from"] == "default"
     model = build_model(raw["model"]["family"], raw["model"]["config"])
