@@ -521,7 +521,14 @@ def export_command(
             checkpoint, out_dir, force=force, dtype=dtypes[dtype], discriminator=discriminator
         )
 
-    typer.echo(str(run_or_exit(_run)))
+    out = run_or_exit(_run)
+    typer.echo(str(out))
+    from audiotok.hub import read_pretrained_info
+
+    info = read_pretrained_info(out)
+    if info.codes_id:  # a decoder fine-tune: say whose token files it reads
+        typer.echo(f"model {info.model_id} makes the codes of {info.codes_id}: token files "
+                   f"and priors of {info.codes_id} stay valid with it")  # fmt: skip
 
 
 register_token_commands(app, run_or_exit)

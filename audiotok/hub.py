@@ -86,6 +86,11 @@ BUNDLED_MODELS: dict[str, Path] = {
 class PretrainedInfo:
     """The contents of an exported model's ``config.json``.
 
+    ``model_id`` names these weights. ``codes_id``, when present, names the model whose codes
+    this one makes bit for bit (its encoder and quantizer are that model's, as after a
+    fine-tune with ``freeze: [encoder, quantizer]``): token files then carry that id, so
+    token files and priors of the original stay valid for the fine-tuned decoder.
+
     ``config`` is as stored, in the export's ``format_version`` (see
     :func:`audiotok.migrations.migrate_config`).
     """
@@ -95,6 +100,13 @@ class PretrainedInfo:
     model_id: str
     config: dict[str, Any]
     format_version: int = FORMAT_VERSION
+    codes_id: str = ""
+
+    @property
+    def token_id(self) -> str:
+        """The id token files made with this model carry: ``codes_id`` when the model makes
+        the codes of another (a decoder fine-tune), else its own ``model_id``."""
+        return self.codes_id or self.model_id
 
 
 def save_pretrained(
@@ -104,6 +116,7 @@ def save_pretrained(
     model_id: str | None = None,
     force: bool = False,
     dtype: torch.dtype | None = None,
+    codes_id: str | None = None,
 ) -> Path:
     """Export ``model`` to ``directory`` (``config.json`` + ``model.safetensors``).
 
@@ -121,6 +134,8 @@ def save_pretrained(
         dtype: store the floating-point tensors in this dtype (``torch.float16`` halves the
             file); loading casts them back to the model's own dtype, so the exported model
             *is* the rounded one: its ``model_id`` is computed from the rounded weights.
+        codes_id: the id of a model whose codes this one makes bit for bit (see
+            :class:`PretrainedInfo`); the caller has checked that it does.
 
     Returns:
         The destination folder.
@@ -145,6 +160,8 @@ def save_pretrained(
         "model_id": model_id or model_id_for(model),
         "config": model.config.to_dict(),
     }
+    if codes_id and codes_id != info["model_id"]:
+        info["codes_id"] = codes_id
     return write_export(model, directory, info, force=force)
 
 
@@ -194,6 +211,7 @@ def read_pretrained_info(directory: str | os.PathLike) -> PretrainedInfo:
         model_id=str(raw.get("model_id") or ""),
         config=raw["config"],
         format_version=format_version_of(raw, str(path)),
+        codes_id=str(raw.get("codes_id") or ""),
     )
 
 
@@ -347,7 +365,7 @@ def bundled_name_for(model_id: str) -> str | None:
         try:
             if (directory / CONFIG_NAME).is_file() and read_pretrained_info(
                 directory
-            ).model_id == model_id:
+            ).token_id == model_id:
                 return name
         except UserError:
             continue
@@ -388,7 +406,10 @@ def load(
             "pass an audio or image model"
         )
     model = load_pretrained(directory, device=device)
-    return tokenizer_class(model, model_id=info.model_id or None)
+    tokenizer = tokenizer_class(model, model_id=info.token_id or None)
+    if info.codes_id and info.model_id != info.codes_id:
+        tokenizer.weights_id = info.model_id
+    return tokenizer
 
 
 def load_prior(

@@ -83,6 +83,8 @@ def info_rows(tok: Any, name: str) -> list[tuple[str, str]]:
     """``(field, value)`` rows describing ``tok`` (an audio or image tokenizer) loaded as
     ``name``."""
     rows = [("model", str(name)), ("model id", tok.model_id), ("family", tok.family)]
+    if getattr(tok, "weights_id", None):  # a decoder fine-tune: another model's codes
+        rows[1] = ("model id", f"{tok.weights_id} (makes and reads the codes of {tok.model_id})")
     rows += _image_rows(tok) if tok.modality == "image" else _audio_rows(tok)
     rows += _vocab_rows(tok)
     rows.append(("parameters", f"{tok.num_parameters:,}"))

@@ -71,6 +71,9 @@ class AudioCodec(nn.Module):
     family: ClassVar[str]
     config_class: ClassVar[type]
     modality: ClassVar[str] = "audio"
+    #: the submodules that make the codes: a fine-tune that leaves them exactly as they were
+    #: (``freeze``) makes the same codes, and its export says so (``codes_id``)
+    code_modules: ClassVar[tuple[str, ...]] = ("encoder", "quantizer")
     config: Any
     quantizer: Quantizer
 

@@ -94,7 +94,9 @@ def render_markdown(report: EvalReport) -> str:
     lines = [
         "# audiotok evaluation",
         "",
-        f"Model: `{m['family']}` id `{m['model_id']}`, {m['sample_rate']} Hz, "
+        f"Model: `{m['family']}` id `{m.get('weights_id') or m['model_id']}`"
+        + (f" (codes of `{m['model_id']}`)" if m.get("weights_id") else "")
+        + f", {m['sample_rate']} Hz, "
         f"{m['channels']} channel(s), {m['frame_rate']:g} frames/s, "
         f"{m['num_codebooks']} x {m['codebook_size']} codes "
         f"({', '.join(f'{b:g}' for b in m['bitrates_kbps'])} kbps).",

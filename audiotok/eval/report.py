@@ -163,6 +163,8 @@ def _model_info(tokenizer: Any, plan: list[tuple[int, float]]) -> dict[str, Any]
         "bitrates_kbps": [float(b) for b in tokenizer.bitrates],
         "evaluated_kbps": [b for _, b in plan],
     }
+    if getattr(tokenizer, "weights_id", None):  # a decoder fine-tune of model_id's codes
+        info["weights_id"] = tokenizer.weights_id
     return info
 
 

@@ -25,6 +25,9 @@ class ModelTokenizer:
 
     model: nn.Module
     _model_id: str | None
+    #: the id of these weights when it differs from :attr:`model_id` (a decoder fine-tune
+    #: that makes another model's codes; set by :func:`audiotok.hub.load`)
+    weights_id: str | None = None
 
     @property
     def num_codebooks(self) -> int:  # pragma: no cover - defined by subclasses

@@ -18,7 +18,7 @@ from audiotok.errors import UserError
 from audiotok.statedict import load_state_strict
 from audiotok.training.checkpoint import latest_checkpoint, load_checkpoint
 
-__all__ = ["DISCRIMINATOR_NAME", "export_checkpoint"]
+__all__ = ["DISCRIMINATOR_NAME", "codes_source", "export_checkpoint"]
 
 #: the discriminators' weights beside an export (``audiotok export --discriminator``)
 DISCRIMINATOR_NAME = "discriminator.safetensors"
@@ -81,7 +81,8 @@ def export_checkpoint(
     disc_state = state.get("discriminator")
     if discriminator and not disc_state:
         raise UserError(f"{path} has no discriminator to export")
-    out = save_pretrained(model, out_dir, force=force, dtype=dtype)
+    codes_id = codes_source(state["config"], model, dtype)
+    out = save_pretrained(model, out_dir, force=force, dtype=dtype, codes_id=codes_id)
     if discriminator:
         from safetensors.torch import save
 
@@ -91,3 +92,48 @@ def export_checkpoint(
         with open_atomic(out / DISCRIMINATOR_NAME, force=force) as f:
             f.write(save(tensors))
     return out
+
+
+def codes_source(
+    config: dict, model: torch.nn.Module, dtype: torch.dtype | None = None
+) -> str | None:
+    """The token id of the model a fine-tune started from, when the fine-tune makes its
+    codes bit for bit; else None.
+
+    That is the case when the recipe froze every module that makes codes (the family's
+    ``code_modules``, e.g. ``freeze: [encoder, quantizer]``), started from an exported
+    model (``init_from``: a folder or bundled name; a checkpoint has no id), and the check
+    holds: those modules' weights, as the export will store them (``dtype``), equal the
+    original's, and both encode a probe signal to the same codes.
+    """
+    from audiotok.hub import _cast_for_export, load_pretrained, read_pretrained_info, resolve_model
+
+    modules = tuple(getattr(type(model), "code_modules", ()))
+    source = config.get("init_from")
+    if not modules or not source or not set(modules) <= set(config.get("freeze") or ()):
+        return None
+    try:
+        folder = resolve_model(source)
+        info = read_pretrained_info(folder)
+        original = load_pretrained(folder).eval()
+    except UserError:
+        return None  # a checkpoint, or a folder that is gone
+    if info.family != getattr(model, "family", None):
+        return None
+    mine = model if dtype is None else _cast_for_export(model, dtype).float()
+    mine.eval()
+    prefixes = tuple(f"{m}." for m in modules)
+    theirs, ours = original.state_dict(), mine.state_dict()
+    for name, value in theirs.items():
+        if name.startswith(prefixes):
+            if name not in ours or not torch.equal(value.float(), ours[name].float()):
+                return None
+    gen = torch.Generator().manual_seed(0)
+    sr, channels = int(model.sample_rate), int(model.channels)
+    t = torch.arange(sr) / sr
+    chirp = torch.sin(2 * torch.pi * (100 + 2000 * t) * t)
+    probe = 0.3 * chirp + 0.05 * torch.randn(channels, sr, generator=gen)
+    with torch.no_grad():
+        if not torch.equal(original.encode(probe[None]), mine.encode(probe[None])):
+            return None
+    return info.token_id

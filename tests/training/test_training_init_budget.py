@@ -151,3 +151,46 @@ def test_freeze_refuses_unknown_or_everything(tiny_recipe: dict[str, Any]) -> No
     recipe["freeze"] = ["encoder", "quantizer", "decoder"]
     with pytest.raises(UserError, match="leaves no parameter to train"):
         Trainer(config_from_dict(recipe))
+
+
+def test_decoder_fine_tune_export_reads_the_originals_codes(
+    tiny_recipe: dict[str, Any], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    import audiotok
+    from audiotok.codes import read_codes, write_codes
+    from audiotok.hub import read_pretrained_info
+
+    first = _run(tiny_recipe, 3)
+    src = export_checkpoint(first.last_checkpoint, tmp_path / "src")
+    tuned = copy.deepcopy(tiny_recipe)
+    tuned["run_dir"] = str(tmp_path / "decoder_only")
+    tuned["init_from"] = str(src)
+    tuned["freeze"] = ["encoder", "quantizer"]
+    ckpt = _run(tuned, 2).last_checkpoint
+    dst = export_checkpoint(ckpt, tmp_path / "dst")
+    original, tuned_info = read_pretrained_info(src), read_pretrained_info(dst)
+    assert tuned_info.codes_id == original.model_id != tuned_info.model_id
+    a, b = audiotok.load(src), audiotok.load(dst)
+    assert b.model_id == a.model_id and b.weights_id == tuned_info.model_id
+    from audiotok.model_info import info_rows
+
+    assert dict(info_rows(b, "dst"))["model id"].endswith(f"codes of {a.model_id})")
+    wav = np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1
+    codes = a.encode(wav, sample_rate=16000)
+    assert torch.equal(codes, b.encode(wav, sample_rate=16000))
+    # the original's token files decode with the fine-tune, to a new sound
+    path = write_codes(tmp_path / "x.npy", codes[0], a.codes_meta(codes.shape[1], 4000))
+    read_codes(path, model=b)
+    assert not torch.equal(a.decode(codes), b.decode(codes))
+    # stored in float16, the encoder is no longer the original's: its own codes, its own id
+    half = export_checkpoint(ckpt, tmp_path / "half", dtype=torch.float16)
+    assert read_pretrained_info(half).codes_id == ""
+    # a fine-tune that trained the encoder makes codes of its own, and says so
+    free = copy.deepcopy(tuned)
+    free["run_dir"], free["freeze"] = str(tmp_path / "everything"), []
+    other = export_checkpoint(_run(free, 2).last_checkpoint, tmp_path / "other")
+    assert read_pretrained_info(other).codes_id == ""
+    with pytest.raises(UserError, match="tokens were made by model"):
+        read_codes(path, model=audiotok.load(other))
