@@ -19,7 +19,13 @@ built on the ``meta`` device (no memory) and refused if it needs more bytes than
 ``model.safetensors`` holds, so that a crafted ``config.json`` fails with one line instead of
 allocating terabytes. ``model_id`` names
 the exact model in token files, so that codes are never decoded by a different model; by
-default it is a short hash of the family, config and weights (:func:`model_id_for`).
+default it is a short hash of the family, config and weights (:func:`model_id_for`). A
+decoder fine-tune that makes another model's codes bit for bit records that model's id as
+``codes_id``, and its token files carry it (:attr:`PretrainedInfo.token_id`).
+
+Over 400 lines as one file: export, the config checks that guard loading, loading and the
+bundled-model lookup all read and write the same ``config.json``; split, each would import
+the others' private checks.
 
 Anchors: HF ``save_pretrained`` / ``from_pretrained``; audiocraft ``utils/export.py``.
 """

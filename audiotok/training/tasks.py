@@ -5,8 +5,8 @@ and calls :meth:`Task.generator_step` (forward, losses and the backward pass),
 :meth:`Task.discriminator_step` and :meth:`Task.validation_step`. :class:`CodecTask`
 implements this for audio codecs (SoundStream arXiv:2107.03312, EnCodec arXiv:2210.13438):
 
-* generator: multi-scale mel L1, multi-resolution STFT, optional time-domain L1, the
-  quantizer's commitment/codebook loss, and once ``start_step`` is reached the hinge
+* generator: multi-scale mel L1, multi-resolution STFT, the phase-derivative loss,
+  optional time-domain L1, the quantizer's commitment/codebook loss, and once ``start_step`` is reached the hinge
   adversarial loss and discriminator feature matching; optionally through the loss
   :class:`~audiotok.training.balancer.Balancer`;
 * discriminator: hinge loss on real audio versus detached reconstructions;
@@ -14,6 +14,9 @@ implements this for audio codecs (SoundStream arXiv:2107.03312, EnCodec arXiv:22
   its logging window) and the effective bitrate (``kbps``) under quantizer dropout.
 
 An image task only has to implement the same protocol.
+
+Over 400 lines as one file: the codec task's generator step, its loss wiring, validation and
+the discriminator step share one loss configuration and one set of loss modules.
 """
 
 from __future__ import annotations
