@@ -8,6 +8,7 @@ model. :func:`export_checkpoint` rebuilds the model from the checkpoint's recipe
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from pathlib import Path
@@ -120,7 +121,17 @@ def codes_source(
         return None  # a checkpoint, or a folder that is gone
     if info.family != getattr(model, "family", None):
         return None
-    mine = model if dtype is None else _cast_for_export(model, dtype).float()
+    mine = model
+    if dtype is not None:
+        # the export as it will load: stored weights rounded, everything else (STFT windows,
+        # filterbanks: non-persistent buffers) as built, in float32
+        _cast_for_export(model, dtype)  # refuses overflow
+        mine = copy.deepcopy(model)
+        state = {
+            k: v.to(dtype).to(v.dtype) if v.is_floating_point() else v
+            for k, v in model.state_dict().items()
+        }
+        mine.load_state_dict(state)
     mine.eval()
     prefixes = tuple(f"{m}." for m in modules)
     theirs, ours = original.state_dict(), mine.state_dict()
