@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 
-def _magnitude(wav: Tensor, n_fft: int, hop: int, window: Tensor, eps: float) -> Tensor:
-    """``wav: (B, C, T)`` -> ``(B * C, n_fft // 2 + 1, frames)`` STFT magnitude (>= sqrt(eps))."""
-    spec = torch.stft(
+def _stft(wav: Tensor, n_fft: int, hop: int, window: Tensor) -> Tensor:
+    """``wav: (B, C, T)`` -> ``(B * C, n_fft // 2 + 1, frames)`` complex STFT, fp32."""
+    return torch.stft(
         wav.reshape(-1, wav.shape[-1]).float(),
         n_fft,
         hop,
@@ -43,6 +43,11 @@ def _magnitude(wav: Tensor, n_fft: int, hop: int, window: Tensor, eps: float) ->
         pad_mode="constant",
         return_complex=True,
     )
+
+
+def _magnitude(wav: Tensor, n_fft: int, hop: int, window: Tensor, eps: float) -> Tensor:
+    """``wav: (B, C, T)`` -> ``(B * C, n_fft // 2 + 1, frames)`` STFT magnitude (>= sqrt(eps))."""
+    spec = _stft(wav, n_fft, hop, window)
     # sqrt of a clamped power keeps the gradient finite where the spectrum is exactly zero
     return (spec.real.square() + spec.imag.square()).clamp(min=eps).sqrt()
 
@@ -212,15 +217,10 @@ class PhaseDerivativeLoss(nn.Module):
         total = x.new_zeros((), dtype=torch.float32)
         for i, (n_fft, hop) in enumerate(zip(self.n_ffts, self.hops, strict=True)):
             window = getattr(self, f"window_{i}")
-            specs = [
-                torch.stft(
-                    w.reshape(-1, w.shape[-1]).float(), n_fft, hop, window=window,
-                    center=True, pad_mode="constant", return_complex=True,
-                )  # (B * C, bins, frames)
-                for w in (x, y)
-            ]  # fmt: skip
+            pred = _stft(x, n_fft, hop, window)
             with torch.no_grad():
-                specs[1] = specs[1].detach()
+                target = _stft(y, n_fft, hop, window)
+            specs = (pred, target)
             total = total + self._term(*specs, dim=2)
             if self.group_delay > 0:
                 total = total + self.group_delay * self._term(*specs, dim=1)

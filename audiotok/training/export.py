@@ -107,7 +107,7 @@ def codes_source(
     holds: those modules' weights, as the export will store them (``dtype``), equal the
     original's, and both encode a probe signal to the same codes.
     """
-    from audiotok.hub import _cast_for_export, load_pretrained, read_pretrained_info, resolve_model
+    from audiotok.hub import load_pretrained, read_pretrained_info, resolve_model
 
     modules = tuple(getattr(type(model), "code_modules", ()))
     source = config.get("init_from")
@@ -125,7 +125,6 @@ def codes_source(
     if dtype is not None:
         # the export as it will load: stored weights rounded, everything else (STFT windows,
         # filterbanks: non-persistent buffers) as built, in float32
-        _cast_for_export(model, dtype)  # refuses overflow
         mine = copy.deepcopy(model)
         state = {
             k: v.to(dtype).to(v.dtype) if v.is_floating_point() else v
